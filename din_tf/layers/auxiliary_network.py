@@ -1,0 +1,89 @@
+"""DIEN's auxiliary classifier: does hidden state h_t predict behaviour t+1?"""
+
+import keras
+from keras import ops
+
+from din_tf.api_export import din_tf_export
+from din_tf.layers.frozen_batch_norm import FrozenBatchNorm
+
+
+@din_tf_export("din_tf.layers.AuxiliaryNetwork")
+class AuxiliaryNetwork(keras.layers.Layer):
+    """`[h_t, e] -> [p_click, 1 - p_click]` as the DIEN repo's `auxiliary_net`.
+
+    BatchNorm (frozen, spec §0.1) → Dense(100) → sigmoid → Dense(50) → sigmoid
+    → Dense(2) → softmax → **+ 1e-8** (spec §4). The softmax and the 1e-8 are
+    computed in float32 whatever the compute dtype.
+
+    Call arguments:
+        hidden_states: [..., H] interest-extractor states.
+        behaviours: [..., E] item embeddings, same leading shape.
+
+    Returns [..., 2] float32; column 0 is the click probability.
+
+    Masking: position-wise; no Keras mask is used or produced (the loss takes
+    an explicit mask).
+
+    Args:
+        hidden_units: widths of the hidden layers.
+        activation: hidden activation (sigmoid as coded).
+        use_batch_norm: True as in the DIEN repo; False as in the XDL port.
+        frozen_batch_norm: True as coded; False for ordinary BatchNorm.
+        probability_offset: added after the softmax (1e-8 as coded).
+    """
+
+    def __init__(
+        self,
+        hidden_units=(100, 50),
+        activation="sigmoid",
+        use_batch_norm=True,
+        frozen_batch_norm=True,
+        probability_offset=1e-8,
+        **kwargs,
+    ):
+        super().__init__(**kwargs)
+        self.hidden_units = tuple(int(u) for u in hidden_units)
+        self.activation = activation
+        self.use_batch_norm = bool(use_batch_norm)
+        self.frozen_batch_norm = bool(frozen_batch_norm)
+        self.probability_offset = float(probability_offset)
+        self.batch_norm = (
+            FrozenBatchNorm(frozen=self.frozen_batch_norm, name="batch_norm")
+            if self.use_batch_norm else None
+        )
+        self.dense_layers = [
+            keras.layers.Dense(u, activation=activation, name=f"hidden_{i}")
+            for i, u in enumerate(self.hidden_units)
+        ] + [keras.layers.Dense(2, name="logits")]
+
+    def build(self, hidden_states_shape, behaviours_shape):
+        width = hidden_states_shape[-1] + behaviours_shape[-1]
+        shape = tuple(hidden_states_shape[:-1]) + (width,)
+        if self.batch_norm is not None:
+            self.batch_norm.build(shape)
+        for layer in self.dense_layers:
+            layer.build(shape)
+            shape = shape[:-1] + (layer.units,)
+
+    def call(self, hidden_states, behaviours, training=None):
+        behaviours = ops.cast(behaviours, hidden_states.dtype)
+        x = ops.concatenate([hidden_states, behaviours], axis=-1)
+        if self.batch_norm is not None:
+            x = self.batch_norm(x, training=training)
+        for layer in self.dense_layers:
+            x = layer(x)
+        return ops.softmax(ops.cast(x, "float32"), axis=-1) + self.probability_offset
+
+    def compute_output_spec(self, hidden_states, behaviours, training=None):
+        return keras.KerasTensor(tuple(hidden_states.shape[:-1]) + (2,), dtype="float32")
+
+    def get_config(self):
+        config = super().get_config()
+        config.update(
+            hidden_units=list(self.hidden_units),
+            activation=self.activation,
+            use_batch_norm=self.use_batch_norm,
+            frozen_batch_norm=self.frozen_batch_norm,
+            probability_offset=self.probability_offset,
+        )
+        return config

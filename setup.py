@@ -1,0 +1,29 @@
+"""Installs din_tf: faithful Keras 3 ports of Alibaba's DIN and DIEN models."""
+
+from setuptools import find_packages, setup
+
+setup(
+    name="din_tf",
+    version="0.1.0",
+    description=(
+        "DIN and DIEN (Alibaba user-interest CTR models) for TensorFlow 2 / "
+        "Keras 3, numerically faithful to the original TensorFlow-1 code."
+    ),
+    long_description=open("README.md", encoding="utf-8").read(),
+    long_description_content_type="text/markdown",
+    python_requires=">=3.10",
+    packages=find_packages(include=["din_tf", "din_tf.*", "experiments", "experiments.*"]),
+    install_requires=[
+        "tensorflow>=2.21,<2.22",
+        "numpy",
+        "absl-py",
+    ],
+    extras_require={
+        "dev": ["pytest"],
+        "gpu": ["tensorflow[and-cuda]>=2.21,<2.22"],
+    },
+    classifiers=[
+        "Programming Language :: Python :: 3",
+        "Topic :: Scientific/Engineering :: Artificial Intelligence",
+    ],
+)

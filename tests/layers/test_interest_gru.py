@@ -1,0 +1,226 @@
+"""GRU-family cells and InterestGRU: spec §3 (golden parity through the
+original dynamic_rnn, hand-computed gates, padding, XLA)."""
+
+import keras
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from din_tf.layers import AGRUCell, AIGRUCell, AUGRUCell, GRUCell, InterestGRU
+from tests.conftest import load_golden
+from tests.layer_test_harness import run_layer_test
+
+GOLDEN_TAGS = [("gru_plain", "gru", "w/gru_plain/gru_cell/"),
+               ("gru_agru", "agru", "w/gru_agru/"),
+               ("gru_augru", "augru", "w/gru_augru/")]
+
+RNG = np.random.default_rng(4)
+B, T, D, H = 4, 6, 5, 3
+X = RNG.normal(size=(B, T, D)).astype("float32")
+ATT = RNG.uniform(size=(B, T)).astype("float32")
+LENGTHS = np.array([6, 3, 0, 1], "int32")
+MASK = (np.arange(T)[None, :] < LENGTHS[:, None]).astype("float32")
+
+
+def _load_cell(cell, z, prefix):
+    cell.gates_kernel.assign(z[prefix + "gates/kernel"])
+    cell.gates_bias.assign(z[prefix + "gates/bias"])
+    cell.candidate_kernel.assign(z[prefix + "candidate/kernel"])
+    cell.candidate_bias.assign(z[prefix + "candidate/bias"])
+
+
+def _golden_layer(z, gru_type, prefix, **kwargs):
+    layer = InterestGRU(36, gru_type=gru_type, return_state=True, **kwargs)
+    att = None if gru_type == "gru" else z["in/att_scores"]
+    layer(z["in/x"], attention=att, lengths=z["in/seq_len"])
+    _load_cell(layer.cell, z, prefix)
+    return layer, att
+
+
+@pytest.mark.parametrize("tag,gru_type,prefix", GOLDEN_TAGS)
+def test_golden_cells_through_dynamic_rnn(tag, gru_type, prefix):
+    """Spec §3.1/§3.3: outputs (0 at padding) and final states of all cells."""
+    z = load_golden("dien_gru_cells")
+    layer, att = _golden_layer(z, gru_type, prefix)
+    outputs, state = layer(z["in/x"], attention=att, lengths=z["in/seq_len"])
+    np.testing.assert_allclose(outputs, z[f"out/{tag}/outputs"], rtol=1e-5, atol=1e-5)
+    np.testing.assert_allclose(state, z[f"out/{tag}/final_state"], rtol=1e-5, atol=1e-5)
+    mask = (np.arange(7)[None, :] < z["in/seq_len"][:, None]).astype("float32")
+    np.testing.assert_allclose(layer(z["in/x"], attention=att, mask=mask)[1],
+                               z[f"out/{tag}/final_state"], rtol=1e-5, atol=1e-5)
+
+
+def test_plain_gru_equals_keras_reset_before_gru_on_real_steps():
+    """Spec §3.1 Keras mapping: the golden file's converted weights in Keras' GRU."""
+    z = load_golden("dien_gru_cells")
+    ours, _ = _golden_layer(z, "gru", "w/gru_plain/gru_cell/")
+    outputs, state = ours(z["in/x"], lengths=z["in/seq_len"])
+    reference = keras.layers.GRU(36, reset_after=False, return_sequences=True, return_state=True)
+    mask = np.arange(7)[None, :] < z["in/seq_len"][:, None]
+    reference(z["in/x"], mask=mask)
+    reference.set_weights([z["keras/gru_plain/kernel"], z["keras/gru_plain/recurrent_kernel"],
+                           z["keras/gru_plain/bias"]])
+    ref_out, ref_state = reference(z["in/x"], mask=mask)
+    np.testing.assert_allclose(np.asarray(outputs)[mask], np.asarray(ref_out)[mask], atol=1e-6)
+    np.testing.assert_allclose(state, ref_state, atol=1e-6)
+
+
+def _numpy_step(cell, x, h, a, gate="as_coded", reset_after=False, kind="gru"):
+    gk, gb, ck, cb = (np.asarray(w, np.float64) for w in cell.get_weights())
+    sig = lambda v: 1 / (1 + np.exp(-v))  # noqa: E731
+    if kind == "aigru":
+        x = a * x
+    g = sig(np.concatenate([x, h], -1) @ gk + gb)
+    r, u = g[:, :H], g[:, H:]
+    if reset_after:
+        c = np.tanh(x @ ck[:D] + r * (h @ ck[D:]) + cb)
+    else:
+        c = np.tanh(np.concatenate([x, r * h], -1) @ ck + cb)
+    if kind == "agru":
+        return (1 - a) * h + a * c
+    if kind == "augru":
+        keep = (1 - a) * u if gate == "as_coded" else 1 - a * (1 - u)
+        return keep * h + (1 - keep) * c
+    return u * h + (1 - u) * c
+
+
+@pytest.mark.parametrize(
+    "cls,kwargs,kind",
+    [(GRUCell, {}, "gru"), (GRUCell, dict(reset_after=True), "gru"),
+     (AGRUCell, {}, "agru"), (AIGRUCell, {}, "aigru"),
+     (AUGRUCell, dict(gate="as_coded"), "augru"), (AUGRUCell, dict(gate="paper"), "augru")],
+)
+def test_single_step_matches_hand_computation(cls, kwargs, kind):
+    cell = cls(H, **kwargs)
+    x, h = X[:, 0], RNG.normal(size=(B, H)).astype("float32")
+    a = ATT[:, :1]
+    new, states = cell(x, [h], attention=a if cell.uses_attention else None)
+    np.testing.assert_allclose(states[0], new)
+    expected = _numpy_step(cell, x, h, a, gate=kwargs.get("gate", "as_coded"),
+                           reset_after=kwargs.get("reset_after", False), kind=kind)
+    np.testing.assert_allclose(new, expected, rtol=1e-5, atol=1e-6)
+
+
+def test_augru_extremes_code_vs_paper():
+    """Spec §3.2: coded a=0 is a plain GRU, a=1 takes the candidate; the paper's
+    a=0 freezes the state, a=1 is a plain GRU."""
+    gru = GRUCell(H)
+    x, h = X[:, 0], RNG.normal(size=(B, H)).astype("float32")
+    plain, _ = gru(x, [h])
+    zeros, ones = np.zeros((B, 1), "float32"), np.ones((B, 1), "float32")
+    coded, paper = AUGRUCell(H), AUGRUCell(H, gate="paper")
+    for cell in (coded, paper):
+        cell(x, [h], attention=zeros)
+        cell.set_weights(gru.get_weights())
+    np.testing.assert_allclose(coded(x, [h], attention=zeros)[0], plain, rtol=1e-6)
+    np.testing.assert_allclose(paper(x, [h], attention=zeros)[0], h, rtol=1e-6)
+    np.testing.assert_allclose(paper(x, [h], attention=ones)[0], plain, rtol=1e-6)
+    candidate = _numpy_step(gru, x, h, ones, kind="agru")  # a=1: pure candidate
+    np.testing.assert_allclose(coded(x, [h], attention=ones)[0], candidate, rtol=1e-5, atol=1e-6)
+
+
+def test_aigru_is_a_gru_on_attention_scaled_inputs():
+    aigru = InterestGRU(H, gru_type="aigru")
+    out = aigru(X, attention=ATT, lengths=LENGTHS)
+    gru = InterestGRU(H, gru_type="gru")
+    gru(X, lengths=LENGTHS)
+    gru.set_weights(aigru.get_weights())
+    np.testing.assert_allclose(out, gru(X * ATT[..., None], lengths=LENGTHS), rtol=1e-6)
+
+
+@pytest.mark.parametrize("gru_type", ["gru", "aigru", "agru", "augru"])
+def test_padding_never_changes_outputs_or_state(gru_type):
+    layer = InterestGRU(H, gru_type=gru_type, return_state=True)
+    att = None if gru_type == "gru" else ATT
+    outputs, state = (np.asarray(t) for t in layer(X, attention=att, lengths=LENGTHS))
+    pad = MASK == 0
+    noisy_x, noisy_att = X.copy(), ATT.copy()
+    noisy_x[pad] = 50.0
+    noisy_att[pad] = 0.99
+    outputs2, state2 = layer(noisy_x, attention=None if att is None else noisy_att,
+                             lengths=LENGTHS)
+    np.testing.assert_allclose(outputs2, outputs, rtol=1e-6)
+    np.testing.assert_allclose(state2, state, rtol=1e-6)
+    np.testing.assert_array_equal(outputs[pad], 0.0)
+    np.testing.assert_array_equal(state[2], 0.0)  # no real step
+    for b, n in enumerate(LENGTHS):
+        if n:
+            np.testing.assert_array_equal(state[b], outputs[b, n - 1])
+
+
+@pytest.mark.parametrize("gru_type", ["gru", "augru"])
+def test_xla_forward_and_gradients_match_eager(gru_type):
+    layer = InterestGRU(H, gru_type=gru_type, return_state=True)
+    att = None if gru_type == "gru" else tf.constant(ATT)
+    layer(X, attention=att, lengths=LENGTHS)
+
+    def loss_and_grads(x, lengths):
+        with tf.GradientTape() as tape:
+            outputs, state = layer(x, attention=att, lengths=lengths)
+            loss = tf.reduce_sum(outputs ** 2) + tf.reduce_sum(state)
+        return loss, tape.gradient(loss, layer.trainable_weights)
+
+    eager = loss_and_grads(tf.constant(X), tf.constant(LENGTHS))
+    xla = tf.function(loss_and_grads, jit_compile=True)(tf.constant(X), tf.constant(LENGTHS))
+    np.testing.assert_allclose(xla[0], eager[0], rtol=1e-5)
+    for g_xla, g_eager in zip(xla[1], eager[1]):
+        np.testing.assert_allclose(g_xla, g_eager, rtol=1e-4, atol=1e-6)
+
+
+def test_dynamic_time_axis_in_a_traced_function():
+    layer = InterestGRU(H)
+    fn = tf.function(lambda x, n: layer(x, lengths=n),
+                     input_signature=[tf.TensorSpec([None, None, D]), tf.TensorSpec([None], tf.int32)])
+    for steps in (2, 6):
+        np.testing.assert_allclose(fn(X[:, :steps], np.minimum(LENGTHS, steps)),
+                                   layer(X[:, :steps], lengths=np.minimum(LENGTHS, steps)),
+                                   rtol=1e-6)
+
+
+def test_keras_mask_from_embedding_is_used():
+    ids = np.array([[3, 1, 2, 0, 0], [4, 0, 0, 0, 0]], "int32")
+    inputs = keras.Input((None,), dtype="int32")
+    emb = keras.layers.Embedding(6, D, mask_zero=True)
+    layer = InterestGRU(H)
+    model = keras.Model(inputs, layer(emb(inputs)))
+    explicit = layer(emb(ids), lengths=np.array([3, 1], "int32"))
+    np.testing.assert_allclose(model(ids), explicit, rtol=1e-6)
+
+
+@pytest.mark.parametrize(
+    "kwargs,with_att,shapes",
+    [(dict(gru_type="gru"), False, [(B, T, H)]),
+     (dict(gru_type="gru", return_sequences=False, return_state=True), False, [(B, H)]),
+     (dict(gru_type="aigru", return_state=True), True, [(B, T, H), (B, H)]),
+     (dict(gru_type="agru"), True, [(B, T, H)]),
+     (dict(gru_type="augru", return_state=True), True, [(B, T, H), (B, H)]),
+     (dict(gru_type="augru", augru_gate="paper", reset_after=True), True, [(B, T, H)])],
+)
+def test_layer_harness(kwargs, with_att, shapes, tmp_path):
+    call_kwargs = dict(lengths=LENGTHS)
+    if with_att:
+        call_kwargs["attention"] = ATT
+    run_layer_test(InterestGRU, dict(units=H, **kwargs), [X], call_kwargs, shapes, tmp_path)
+
+
+def test_bad_arguments():
+    with pytest.raises(ValueError, match=r"gru_type='lstm'.*\['agru', 'aigru', 'augru', 'gru'\]"):
+        InterestGRU(H, gru_type="lstm")
+    with pytest.raises(ValueError, match=r"augru_gate='both'.*\['as_coded', 'paper'\]"):
+        InterestGRU(H, augru_gate="both")
+    with pytest.raises(ValueError, match=r"units=0; expected a positive integer"):
+        InterestGRU(0)
+    with pytest.raises(ValueError, match="would return nothing"):
+        InterestGRU(H, return_sequences=False)
+    with pytest.raises(ValueError, match=r"inputs of .*rank-3.*\(4, 5\)"):
+        InterestGRU(H)(X[:, 0])
+    with pytest.raises(ValueError, match=r"gru_type='augru' needs attention .*received None"):
+        InterestGRU(H, gru_type="augru")(X, lengths=LENGTHS)
+    with pytest.raises(ValueError, match=r"gru_type='gru' takes no attention.*\(4, 6\)"):
+        InterestGRU(H)(X, attention=ATT)
+    with pytest.raises(ValueError, match=r"attention of .*batch/time size = 6 at axis 1.*\(4, 5, 1\)"):
+        InterestGRU(H, gru_type="agru")(X, attention=ATT[:, :5])
+    with pytest.raises(ValueError, match=r"mask has shape \(4, 5\), expected \(4, 6\)"):
+        InterestGRU(H)(X, mask=MASK[:, :5])
+    with pytest.raises(ValueError, match=r"this cell needs an attention weight"):
+        AUGRUCell(H)(X[:, 0], [np.zeros((B, H), "float32")])
