@@ -11,6 +11,7 @@ from din_tf.layers.frozen_batch_norm import FrozenBatchNorm
 from din_tf.layers.gru_cell import GRUCell
 from din_tf.layers.interest_gru import InterestGRU
 from din_tf.layers.prelu import PReLU
+from din_tf.layers.row_embedding import RowEmbedding
 
 __all__ = [
     "AGRUCell",
@@ -24,4 +25,5 @@ __all__ = [
     "GRUCell",
     "InterestGRU",
     "PReLU",
+    "RowEmbedding",
 ]

@@ -1,0 +1,81 @@
+"""An embedding table that reads only the rows a batch looks up."""
+
+import keras
+import tensorflow as tf
+from keras import ops
+
+from din_tf.api_export import din_tf_export
+from din_tf.layers._checks import check_choice, check_positive_int
+
+OUT_OF_RANGE_POLICIES = ("map_to_zero", "error")
+
+
+@din_tf_export("din_tf.layers.RowEmbedding")
+class RowEmbedding(keras.layers.Layer):
+    """`ids -> table[ids]` with a sparse (IndexedSlices) gradient.
+
+    `keras.layers.Embedding` converts the whole table to a tensor before the
+    gather, so a sparse update copies the table every step in graph mode; this
+    layer gathers straight from the variable (a resource gather), and never
+    autocasts the table under mixed precision (only the gathered rows are cast).
+
+    The table is `[vocab_size, dim]`, Glorot-uniform over the whole matrix by
+    default, exactly TF1's variable-scope default the originals rely on
+    (spec §0.2; the range is tiny for large vocabularies).
+
+    Ids outside `[0, vocab_size)`: with `out_of_range="map_to_zero"` (default)
+    they read row 0, which is what the originals' data pipelines do with
+    unknown ids (row 0 is `default_mid`/`default_cat` in the DIEN repo); with
+    `"error"` they raise InvalidArgumentError.
+
+    Masking: none; id 0 is a real row (the originals pad with it), so padding
+    is handled by the models through lengths/masks.
+
+    Args:
+        vocab_size: number of rows.
+        dim: row width.
+        embeddings_initializer: initializer of the table.
+        out_of_range: "map_to_zero" or "error".
+    """
+
+    def __init__(self, vocab_size, dim, embeddings_initializer="glorot_uniform",
+                 out_of_range="map_to_zero", **kwargs):
+        super().__init__(**kwargs)
+        self.vocab_size = check_positive_int("vocab_size", vocab_size)
+        self.dim = check_positive_int("dim", dim)
+        self.embeddings_initializer = keras.initializers.get(embeddings_initializer)
+        self.out_of_range = check_choice("out_of_range", out_of_range, OUT_OF_RANGE_POLICIES)
+
+    def build(self, input_shape=None):
+        self.embeddings = self.add_weight(
+            shape=(self.vocab_size, self.dim), initializer=self.embeddings_initializer,
+            autocast=False, name="embeddings")
+
+    def valid_ids(self, ids):
+        """Applies the out-of-range policy; returns int32 ids in range."""
+        ids = ops.cast(ids, "int32")
+        if self.out_of_range == "error":
+            tf.debugging.assert_non_negative(ids, message=f"{self.name}: negative id")
+            tf.debugging.assert_less(
+                ids, self.vocab_size,
+                message=f"{self.name}: id >= vocab_size={self.vocab_size}")
+            return ids
+        in_range = ops.logical_and(ids >= 0, ids < self.vocab_size)
+        return ops.where(in_range, ids, ops.zeros_like(ids))
+
+    def call(self, ids):
+        rows = tf.gather(self.embeddings.value, self.valid_ids(ids))
+        return ops.cast(rows, self.compute_dtype)
+
+    def compute_output_shape(self, input_shape):
+        return tuple(input_shape) + (self.dim,)
+
+    def get_config(self):
+        config = super().get_config()
+        config.update(
+            vocab_size=self.vocab_size,
+            dim=self.dim,
+            embeddings_initializer=keras.initializers.serialize(self.embeddings_initializer),
+            out_of_range=self.out_of_range,
+        )
+        return config

@@ -1,0 +1,223 @@
+"""The CTR model base: one forward pass, the originals' losses, and a custom
+training step with auxiliary loss, embedding regularization and the
+originals' gradient handling."""
+
+import keras
+import numpy as np
+import tensorflow as tf
+from keras import ops
+
+from din_tf import features as F
+from din_tf.layers._checks import check_choice
+from din_tf.training.gradients import (
+    clip_by_global_norm_as_coded,
+    densify,
+    merge_duplicate_rows,
+)
+
+EMBEDDING_UPDATES = ("dense", "rows")
+
+
+class CTRModel(keras.Model):
+    """Base of every model in the zoo.
+
+    Subclasses implement `forward(features, training, with_aux)` returning a
+    dict with at least `"probability"` ([B] float32 click probability) and
+    `"lookups"` (list of `(RowEmbedding, ids, valid)` for regularization),
+    and `ctr_loss(labels, outputs)`. `call(features)` returns the click
+    probability [B], which is what `predict`, metrics and serving see.
+
+    Training (`fit`): total loss = `ctr_loss` + `aux_loss_weight` * `aux_loss`
+    (DIEN only) + `reg_loss` (from `compile(regularizer=...)`); all four are
+    reported in the logs. Under a distribution strategy the loss is divided by
+    the replica count before differentiating and reported unscaled.
+
+    `compile` takes three extra arguments:
+        regularizer: e.g. `din_tf.training.MiniBatchAwareL2`, or None.
+        embedding_update: "dense" (default) densifies embedding gradients, so
+            dense Adam moves every row each step exactly as TF1's Adam did in
+            the DIEN repo; "rows" keeps them sparse with duplicate ids merged
+            (the fast option; pair with `din_tf.training.LazyAdam` or SGD).
+        gradient_clip_norm: clip by global norm computed as TF1 computed it on
+            un-merged embedding slices (DIN repo: 5.0), or None.
+    The optimizer defaults to the preset's original (`default_optimizer()`).
+    """
+
+    def __init__(self, aux_loss_weight=1.0, **kwargs):
+        super().__init__(**kwargs)
+        self.aux_loss_weight = float(aux_loss_weight)
+        self.regularizer = None
+        self.embedding_update = "dense"
+        self.gradient_clip_norm = None
+        self._trackers = {name: keras.metrics.Mean(name=name)
+                          for name in ("loss", "ctr_loss", "aux_loss", "reg_loss")}
+
+    # -- to implement -------------------------------------------------------
+    def forward(self, features, training=False, with_aux=False):
+        raise NotImplementedError
+
+    def ctr_loss(self, labels, outputs):
+        raise NotImplementedError
+
+    def default_optimizer(self):
+        raise NotImplementedError
+
+    def dummy_features(self):
+        """A tiny batch used to create every weight at construction time."""
+        batch, steps = 2, 3
+        ids = np.ones((batch,), "int32")
+        history = np.ones((batch, steps), "int32")
+        return {
+            F.USER_ID: ids, F.ITEM_ID: ids, F.CATEGORY_ID: ids,
+            F.HISTORY_ITEM_IDS: history, F.HISTORY_CATEGORY_IDS: history,
+            F.HISTORY_LENGTH: np.array([steps, 1], "int32"),
+            F.NEGATIVE_ITEM_IDS: np.ones((batch, steps, 1), "int32"),
+            F.NEGATIVE_CATEGORY_IDS: np.ones((batch, steps, 1), "int32"),
+        }
+
+    def _build_weights(self):
+        # Every weight shape follows from the constructor arguments, so build
+        # eagerly now: checkpoints, `.keras` files and optimizers then see the
+        # full variable set before the first batch.
+        self.forward(self.dummy_features(), training=False, with_aux=True)
+        self.built = True
+
+    def build(self, input_shape=None):
+        if not self.built:
+            self._build_weights()
+
+    # -- Keras API -----------------------------------------------------------
+    def call(self, features, training=False):
+        return self.forward(features, training=training, with_aux=False)["probability"]
+
+    def compile(self, optimizer=None, metrics=None, regularizer=None,
+                embedding_update="dense", gradient_clip_norm=None, jit_compile=False,
+                **kwargs):
+        if kwargs.get("loss") is not None:
+            raise ValueError(
+                f"{type(self).__name__}.compile: loss={kwargs['loss']!r} is not used; the "
+                "model's loss is its original CTR loss (plus aux and regularization).")
+        kwargs.pop("loss", None)
+        self.embedding_update = check_choice("embedding_update", embedding_update,
+                                             EMBEDDING_UPDATES)
+        if gradient_clip_norm is not None and not gradient_clip_norm > 0:
+            raise ValueError(
+                f"Invalid gradient_clip_norm={gradient_clip_norm!r}; expected a "
+                "positive number or None.")
+        self.gradient_clip_norm = gradient_clip_norm
+        if regularizer is not None:
+            regularizer.check_tables([layer.name for layer in self.embedding_tables()])
+        self.regularizer = regularizer
+        super().compile(optimizer=optimizer or self.default_optimizer(), metrics=metrics,
+                        jit_compile=jit_compile, **kwargs)
+
+    def get_compile_config(self):
+        # compile() takes training-only objects (regularizer with frequency
+        # tables); a loaded model is compiled again by its user.
+        return None
+
+    def embedding_tables(self):
+        from din_tf.layers.row_embedding import RowEmbedding
+        return [layer for layer in self._flatten_layers() if isinstance(layer, RowEmbedding)]
+
+    @property
+    def metrics(self):
+        metrics = list(self._trackers.values())
+        if getattr(self, "_compile_metrics", None) is not None:
+            metrics.append(self._compile_metrics)
+        return metrics
+
+    # -- losses and steps ----------------------------------------------------
+    def compute_losses(self, features, labels, training):
+        """Returns (outputs, {"loss", "ctr_loss", "aux_loss", "reg_loss"})."""
+        labels = _labels_1d(labels)
+        # Evaluation batches without negatives simply skip the auxiliary loss.
+        with_aux = (self.aux_loss_weight != 0 and self.uses_aux_loss
+                    and (training or F.NEGATIVE_ITEM_IDS in features))
+        outputs = self.forward(features, training=training, with_aux=with_aux)
+        losses = {"ctr_loss": self.ctr_loss(labels, outputs)}
+        losses["aux_loss"] = outputs.get("aux_loss", tf.constant(0.0))
+        losses["reg_loss"] = (self.regularizer(outputs["lookups"])
+                              if self.regularizer is not None else tf.constant(0.0))
+        losses["loss"] = (losses["ctr_loss"] + self.aux_loss_weight * losses["aux_loss"]
+                          + losses["reg_loss"])
+        return outputs, losses
+
+    uses_aux_loss = False
+
+    def train_step(self, data):
+        x, y, sample_weight = keras.utils.unpack_x_y_sample_weight(data)
+        _reject_sample_weight(sample_weight)
+        variables = self.trainable_variables
+        with tf.GradientTape() as tape:
+            outputs, losses = self.compute_losses(x, y, training=True)
+            replicas = tf.distribute.get_strategy().num_replicas_in_sync
+            scaled = self.optimizer.scale_loss(losses["loss"] / replicas)
+        grads = tape.gradient(scaled, variables)
+        grads, variables = self.process_gradients(grads, variables)
+        self.optimizer.apply(grads, variables)
+        return self._update_metrics(losses, y, outputs)
+
+    def test_step(self, data):
+        x, y, sample_weight = keras.utils.unpack_x_y_sample_weight(data)
+        _reject_sample_weight(sample_weight)
+        outputs, losses = self.compute_losses(x, y, training=False)
+        return self._update_metrics(losses, y, outputs)
+
+    def process_gradients(self, grads, variables):
+        """Drops variables without a gradient, clips as coded, then densifies or
+        merges sparse embedding gradients according to `embedding_update`."""
+        pairs = [(g, v) for g, v in zip(grads, variables) if g is not None]
+        grads, variables = [g for g, _ in pairs], [v for _, v in pairs]
+        if self.gradient_clip_norm is not None:
+            grads, _ = clip_by_global_norm_as_coded(grads, self.gradient_clip_norm)
+        process = densify if self.embedding_update == "dense" else merge_duplicate_rows
+        return [process(g) for g in grads], variables
+
+    def _update_metrics(self, losses, y, outputs):
+        for name, tracker in self._trackers.items():
+            tracker.update_state(losses[name])
+        if getattr(self, "_compile_metrics", None) is not None:
+            self._compile_metrics.update_state(_labels_1d(y), outputs["probability"])
+        return self.get_metrics_result()
+
+    def load_original_weights(self, arrays):
+        """Assigns arrays keyed by original TF1 variable names (e.g. read from an
+        original checkpoint with `tf.train.load_checkpoint`), using
+        `original_variable_map()`. Extra keys (optimizer slots, unused
+        variables) are ignored; returns the sorted list of names not found."""
+        missing = []
+        for name, variable in self.original_variable_map().items():
+            if name not in arrays:
+                missing.append(name)
+                continue
+            value = np.asarray(arrays[name])
+            if tuple(value.shape) != tuple(variable.shape):
+                raise ValueError(
+                    f"{type(self).__name__}.load_original_weights: {name!r} has shape "
+                    f"{value.shape}, expected {tuple(variable.shape)}.")
+            variable.assign(value)
+        return sorted(missing)
+
+    def original_variable_map(self):
+        raise NotImplementedError
+
+    def get_config(self):
+        return {"aux_loss_weight": self.aux_loss_weight, "name": self.name}
+
+
+def _labels_1d(labels):
+    labels = ops.cast(labels, "float32")
+    if len(labels.shape) == 2 and labels.shape[-1] == 1:
+        labels = ops.squeeze(labels, -1)
+    if len(labels.shape) != 1:
+        raise ValueError(
+            f"Invalid labels: expected shape [B] or [B, 1] with 1.0 for a click, "
+            f"received shape {tuple(labels.shape)}.")
+    return labels
+
+
+def _reject_sample_weight(sample_weight):
+    if sample_weight is not None:
+        raise ValueError(
+            "sample_weight is not supported: the originals' losses are unweighted means.")

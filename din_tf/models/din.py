@@ -1,0 +1,55 @@
+"""DIN as refactored in the DIEN repo (the DIN authors' recommended code)."""
+
+from keras import ops
+
+from din_tf.api_export import din_tf_export
+from din_tf.layers import DINAttention
+from din_tf.models.dien_repo_base import DIENRepoModel, _dense_map
+
+
+@din_tf_export("din_tf.models.DIN")
+class DIN(DIENRepoModel):
+    """Deep Interest Network (DIN paper §4.3, eq. 3: `v_U = sum_j a(e_j, v_A) e_j`)
+    as the DIEN repo codes it (`Model_DIN`, train.py `DIN`).
+
+    The local activation unit is `DINAttention("dien")` (spec §1.2: MLP
+    80-40-1 sigmoid on `[q, k, q - k, q * k]`, masked, softmax over the
+    history) over `history_eb` with `item_eb` as the query; its weighted sum
+    is appended to the MLP input `[uid, item_eb, history_sum,
+    item_eb * history_sum, attention]` (162). Dice activations ("dien" mode:
+    batch statistics in training and inference, as coded).
+
+    The DIN repo's own (2017/2020) architecture is `DINRepoModel(kind="din")`.
+
+    Args:
+        attention_softmax: softmax-normalise the attention weights (True as
+            coded; the DIN paper drops the softmax).
+        other arguments: see `DIENRepoModel`.
+    """
+
+    default_activation = "dice"
+
+    def __init__(self, n_uid, n_mid, n_cat, attention_softmax=True, **kwargs):
+        super().__init__(n_uid, n_mid, n_cat, **kwargs)
+        self.attention_softmax = bool(attention_softmax)
+        self.attention = DINAttention("dien", use_softmax=self.attention_softmax,
+                                      zero_masked_weights=not self.attention_softmax,
+                                      name="attention")
+        self._build_weights()
+
+    def sequence_features(self, inputs, outputs, training, with_aux):
+        pooled = self.attention(outputs["item_eb"], outputs["history_eb"], mask=inputs.mask)
+        outputs["attention_output"] = pooled
+        item, history = outputs["item_eb"], outputs["history_sum"]
+        return [item * history, pooled]
+
+    def original_variable_map(self):
+        mapping = super().original_variable_map()
+        for i, dense in enumerate(self.attention.score_layers, start=1):
+            mapping.update(_dense_map(f"f{i}_attnull", dense))
+        return mapping
+
+    def get_config(self):
+        config = super().get_config()
+        config["attention_softmax"] = self.attention_softmax
+        return config

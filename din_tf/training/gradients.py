@@ -1,0 +1,60 @@
+"""Gradient post-processing: sparse-row merging, densifying, and the global-norm
+clipping exactly as TF1 computed it for the DIN repo."""
+
+import tensorflow as tf
+
+
+def merge_duplicate_rows(grad):
+    """Sums the rows of an IndexedSlices that share an index.
+
+    Keras 3 optimizers apply each slice separately, so repeated ids (every
+    DIN/DIEN batch repeats ids) would otherwise update Adam-like moments once
+    per occurrence instead of once with the summed gradient.
+    """
+    if not isinstance(grad, tf.IndexedSlices):
+        return grad
+    unique, positions = tf.unique(grad.indices)
+    values = tf.math.unsorted_segment_sum(grad.values, positions, tf.shape(unique)[0])
+    return tf.IndexedSlices(values, unique, grad.dense_shape)
+
+
+def densify(grad):
+    """IndexedSlices -> dense tensor (duplicate rows summed); others unchanged."""
+    if isinstance(grad, tf.IndexedSlices):
+        return tf.convert_to_tensor(grad)
+    return grad
+
+
+def global_norm_as_coded(grads):
+    """TF1's `global_norm` on the gradients exactly as the DIN repo passed them.
+
+    Embedding gradients arrive as IndexedSlices whose duplicate rows are not
+    summed, and TF squares each slice separately, so the norm is
+    `sqrt(sum over slices of ||row||^2)`, not the norm of the dense gradient
+    (spec §8.1 item 11; golden `gradsq_tf`).
+    """
+    squares = []
+    for g in grads:
+        if g is None:
+            continue
+        values = g.values if isinstance(g, tf.IndexedSlices) else g
+        squares.append(tf.reduce_sum(tf.square(tf.cast(values, tf.float32))))
+    return tf.sqrt(tf.add_n(squares)) if squares else tf.constant(0.0)
+
+
+def clip_by_global_norm_as_coded(grads, clip_norm):
+    """`tf.clip_by_global_norm(grads, clip_norm)` with the norm of
+    `global_norm_as_coded`; IndexedSlices stay sparse. Returns (grads, norm)."""
+    norm = global_norm_as_coded(grads)
+    # TF1's formula: scale = clip_norm * min(1 / norm, 1 / clip_norm).
+    scale = clip_norm * tf.minimum(1.0 / norm, 1.0 / clip_norm)
+    clipped = []
+    for g in grads:
+        if g is None:
+            clipped.append(None)
+        elif isinstance(g, tf.IndexedSlices):
+            clipped.append(tf.IndexedSlices(g.values * tf.cast(scale, g.values.dtype),
+                                            g.indices, g.dense_shape))
+        else:
+            clipped.append(g * tf.cast(scale, g.dtype))
+    return clipped, norm

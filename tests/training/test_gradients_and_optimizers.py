@@ -1,0 +1,92 @@
+"""Duplicate-id merging (sparse == dense), LazyAdam's row-only semantics,
+and global-norm clipping as TF1 computed it (spec §8.1.11, §11)."""
+
+import keras
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from din_tf.training import (
+    LazyAdam,
+    clip_by_global_norm_as_coded,
+    global_norm_as_coded,
+    merge_duplicate_rows,
+)
+from tests.conftest import load_golden
+
+IDS = tf.constant([1, 3, 1, 1, 4])  # repeated ids, as in every DIN/DIEN batch
+VALUES = tf.constant(np.random.default_rng(0).normal(size=(5, 2)).astype("float32"))
+SPARSE = tf.IndexedSlices(VALUES, IDS, tf.constant([6, 2]))
+
+
+def _apply(optimizer, grads, steps=3):
+    var = keras.Variable(np.ones((6, 2), "float32"))
+    for _ in range(steps):
+        optimizer.apply([grads], [var])
+    return np.asarray(var)
+
+
+@pytest.mark.parametrize("make", [lambda: keras.optimizers.Adagrad(0.1),
+                                  lambda: keras.optimizers.SGD(0.1)])
+def test_merged_sparse_updates_equal_dense_updates(make):
+    dense = _apply(make(), tf.convert_to_tensor(SPARSE))
+    merged = _apply(make(), merge_duplicate_rows(SPARSE))
+    np.testing.assert_allclose(merged, dense, rtol=1e-6)
+
+
+def test_unmerged_duplicates_break_keras_sparse_updates():
+    """The pitfall the merge exists for (Keras 3 applies each slice alone)."""
+    dense = _apply(keras.optimizers.Adagrad(0.1), tf.convert_to_tensor(SPARSE))
+    unmerged = _apply(keras.optimizers.Adagrad(0.1), SPARSE)
+    assert not np.allclose(unmerged, dense, rtol=1e-4)
+
+
+def test_merge_duplicate_rows_sums_values():
+    merged = merge_duplicate_rows(SPARSE)
+    np.testing.assert_array_equal(np.sort(merged.indices), [1, 3, 4])
+    np.testing.assert_allclose(tf.convert_to_tensor(merged), tf.convert_to_tensor(SPARSE))
+
+
+def test_lazy_adam_equals_adam_on_present_rows_and_freezes_absent_rows():
+    lazy = _apply(LazyAdam(0.01, epsilon=1e-8), merge_duplicate_rows(SPARSE), steps=1)
+    dense = _apply(keras.optimizers.Adam(0.01, epsilon=1e-8), tf.convert_to_tensor(SPARSE),
+                   steps=1)
+    np.testing.assert_allclose(lazy, dense, rtol=1e-6)  # first step: identical
+    # Later steps: dense Adam keeps moving rows absent from the batch (momentum);
+    # LazyAdam leaves them exactly where they are.
+    var_lazy, var_dense = keras.Variable(np.ones((6, 2), "float32")), \
+        keras.Variable(np.ones((6, 2), "float32"))
+    lazy_opt, dense_opt = LazyAdam(0.01), keras.optimizers.Adam(0.01)
+    only_row_1 = tf.IndexedSlices(VALUES[:1], IDS[:1], tf.constant([6, 2]))
+    for grads in (SPARSE, only_row_1):
+        lazy_opt.apply([merge_duplicate_rows(grads)], [var_lazy])
+        dense_opt.apply([tf.convert_to_tensor(grads)], [var_dense])
+    before = _apply(LazyAdam(0.01), merge_duplicate_rows(SPARSE), steps=1)
+    np.testing.assert_allclose(np.asarray(var_lazy)[[3, 4]], before[[3, 4]], rtol=1e-6)
+    assert not np.allclose(np.asarray(var_dense)[[3, 4]], before[[3, 4]], rtol=1e-6)
+    np.testing.assert_array_equal(np.asarray(var_lazy)[[0, 2, 5]], 1.0)
+
+
+def test_global_norm_as_coded_matches_tf1_per_variable_squares():
+    """golden gradsq_tf: each variable's contribution as TF1 summed it."""
+    z = load_golden("dinrepo_model_din")
+    raw = tf.IndexedSlices(tf.constant([[3.0, 4.0], [3.0, 4.0]]), tf.constant([0, 0]),
+                           tf.constant([2, 2]))
+    # Duplicates squared separately: 25 + 25, not (6^2 + 8^2) = 100.
+    np.testing.assert_allclose(global_norm_as_coded([raw]), np.sqrt(50.0))
+    total = sum(float(z[k]) for k in z if k.startswith("gradsq_tf/"))
+    np.testing.assert_allclose(np.sqrt(total), z["out/grad_global_norm"], rtol=1e-6)
+
+
+def test_clipping_scales_every_gradient_by_clip_over_norm():
+    dense = tf.constant([[1.0, 2.0]])
+    sparse = tf.IndexedSlices(tf.constant([[3.0, 4.0], [3.0, 4.0]]), tf.constant([0, 0]),
+                              tf.constant([2, 2]))
+    clipped, norm = clip_by_global_norm_as_coded([dense, sparse, None], 0.5)
+    np.testing.assert_allclose(norm, np.sqrt(55.0), rtol=1e-6)
+    scale = 0.5 / np.sqrt(55.0)
+    np.testing.assert_allclose(clipped[0], [[scale, 2 * scale]], rtol=1e-6)
+    assert isinstance(clipped[1], tf.IndexedSlices) and clipped[2] is None
+    np.testing.assert_allclose(clipped[1].values, [[3 * scale, 4 * scale]] * 2, rtol=1e-6)
+    unclipped, _ = clip_by_global_norm_as_coded([dense], 10.0)
+    np.testing.assert_allclose(unclipped[0], dense)
