@@ -1,0 +1,84 @@
+r"""Turns public raw data into training files with the DIN or DIEN protocol.
+
+  python -m din_tf.data.prepare --protocol=dien \
+      --reviews=reviews_Books_5.json.gz --meta=meta_Books.json.gz --output_dir=data/books_dien
+
+Inputs (one of): `--reviews` + `--meta` (Amazon 2014 raw files), `--five_core`
++ `--five_core_attributes` (sequence format), `--movielens_dir`.
+Output: the DIEN files (`local_*_splitByUser`, `*_voc.pkl`, `reviews-info`,
+`item-info`) or the DIN files (`train_set.csv`, `test_set.csv`, `cate_list.csv`,
+...), written all-or-nothing.
+"""
+
+from absl import app, flags, logging
+
+from din_tf.data import amazon, din_protocol, dien_protocol, five_core, movielens
+
+FLAGS = flags.FLAGS
+flags.DEFINE_enum("protocol", None, ["din", "dien"], "Which paper's data protocol.")
+flags.DEFINE_string("reviews", None, "Amazon reviews_<Category>_5.json[.gz].")
+flags.DEFINE_string("meta", None, "Amazon meta_<Category>.json[.gz].")
+flags.DEFINE_string("five_core", None, "5-core sequence file (one user per line).")
+flags.DEFINE_string("five_core_attributes", None, "Its <name>_item2attributes.json.")
+flags.DEFINE_string("movielens_dir", None, "MovieLens 100K / 1M / 20M folder.")
+flags.DEFINE_float("min_rating", None, "MovieLens: keep ratings >= this only.")
+flags.DEFINE_string("output_dir", None, "Where to write the protocol's files.")
+flags.DEFINE_integer("seed", None, "Random seed (default: 1234 for DIN as the original, 0 for "
+                                   "DIEN, whose original is unseeded).")
+flags.DEFINE_bool("skip_malformed", False, "Skip malformed input lines (counted in a warning) "
+                                           "instead of failing.")
+flags.DEFINE_enum("missing_category", "error", ["error", "drop"],
+                  "DIN: what to do with reviews of items that have no category.")
+flags.DEFINE_bool("din_pickle", False, "DIN: also write the original's dataset.pkl layout.")
+flags.mark_flags_as_required(["protocol", "output_dir"])
+
+
+def load_inputs(protocol, reviews=None, meta=None, five_core_path=None, attributes=None,
+                movielens_dir=None, skip_malformed=False, min_rating=None):
+    """`(Reviews, {item: category})` with the protocol's category rule."""
+    given = [reviews is not None or meta is not None, five_core_path is not None,
+             movielens_dir is not None]
+    if sum(given) != 1:
+        raise ValueError("prepare: expected exactly one input: --reviews/--meta, --five_core/"
+                         "--five_core_attributes or --movielens_dir")
+    if given[0]:
+        if reviews is None or meta is None:
+            raise ValueError("prepare: --reviews and --meta must be given together")
+        revs, meta_map = amazon.read_amazon(reviews, meta, skip_malformed,
+                                            require_rating=protocol == "dien")
+        rule = amazon.din_category if protocol == "din" else amazon.dien_category
+        return revs, amazon.item_categories(meta_map, rule)
+    if given[1]:
+        if attributes is None:
+            raise ValueError("prepare: --five_core needs --five_core_attributes")
+        return five_core.read_five_core(five_core_path, attributes, skip_malformed)
+    return movielens.read_movielens(movielens_dir, skip_malformed=skip_malformed,
+                                    min_rating=min_rating)
+
+
+def run(protocol, output_dir, seed=None, missing_category="error", din_pickle=False, **inputs):
+    reviews, categories = load_inputs(protocol, **inputs)
+    logging.info("read %d interactions, %d items with a category", len(reviews), len(categories))
+    if protocol == "din":
+        dataset = din_protocol.build(reviews, categories,
+                                     din_protocol.DEFAULT_SEED if seed is None else seed,
+                                     missing_category)
+        din_protocol.write(dataset, output_dir, write_pickle=din_pickle)
+        return dataset.counts
+    files = dien_protocol.build(reviews, categories, 0 if seed is None else seed)
+    dien_protocol.write(files, output_dir)
+    return files.counts
+
+
+def main(argv):
+    del argv
+    counts = run(FLAGS.protocol, FLAGS.output_dir, FLAGS.seed, FLAGS.missing_category,
+                 FLAGS.din_pickle, reviews=FLAGS.reviews, meta=FLAGS.meta,
+                 five_core_path=FLAGS.five_core, attributes=FLAGS.five_core_attributes,
+                 movielens_dir=FLAGS.movielens_dir, skip_malformed=FLAGS.skip_malformed,
+                 min_rating=FLAGS.min_rating)
+    print(f"{FLAGS.protocol} protocol -> {FLAGS.output_dir}: {counts}")
+
+
+if __name__ == "__main__":
+    app.run(main)
