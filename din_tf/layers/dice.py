@@ -32,6 +32,14 @@ class Dice(keras.layers.Layer):
       averages with `momentum`), moving averages at inference, so a served row
       never depends on its batch.
 
+    Every mode keeps moving averages of the batch mean and variance (updated
+    with `momentum` whenever `training=True`). `inference_statistics` says what
+    inference uses: `"batch"` (the default of mode "dien", as coded) or
+    `"moving"` (the default of "paper"; in mode "din_repo" the frozen
+    statistics are always used). SavedModel export switches every Dice to
+    `"moving"` so a served row never depends on its request (issue: Dice
+    batch statistics at inference, spec §8.2 item 6).
+
     Statistics are computed in float32 whatever the compute dtype, since the
     coded epsilons underflow in float16.
 
@@ -41,8 +49,9 @@ class Dice(keras.layers.Layer):
     Args:
         mode: one of "dien", "din_repo", "paper".
         epsilon: overrides the mode's epsilon (1e-9, 1e-3 and 1e-8).
-        momentum: moving-average momentum for mode "paper".
+        momentum: moving-average momentum.
         alpha_initializer: initial `alpha` (0 in every original).
+        inference_statistics: "batch" or "moving" (default: by mode, above).
     """
 
     _DEFAULT_EPSILON = {"dien": 1e-9, "din_repo": 1e-3, "paper": 1e-8}
@@ -53,10 +62,15 @@ class Dice(keras.layers.Layer):
         epsilon=None,
         momentum=0.99,
         alpha_initializer="zeros",
+        inference_statistics=None,
         **kwargs,
     ):
         super().__init__(**kwargs)
         self.mode = check_choice("mode", mode, DICE_MODES)
+        if inference_statistics is None:
+            inference_statistics = "batch" if mode == "dien" else "moving"
+        self.inference_statistics = check_choice(
+            "inference_statistics", inference_statistics, ("batch", "moving"))
         self.epsilon = self._DEFAULT_EPSILON[mode] if epsilon is None else float(epsilon)
         self.momentum = float(momentum)
         self.alpha_initializer = keras.initializers.get(alpha_initializer)
@@ -75,35 +89,37 @@ class Dice(keras.layers.Layer):
         )
         if self.mode == "din_repo":
             self.beta = self.add_weight(shape=(channels,), initializer="zeros", name="beta")
-        if self.mode in ("din_repo", "paper"):
-            self.moving_mean = self.add_weight(
-                shape=(channels,), initializer="zeros", trainable=False,
-                autocast=False, aggregation="mean", name="moving_mean",
-            )
-            self.moving_variance = self.add_weight(
-                shape=(channels,), initializer="ones", trainable=False,
-                autocast=False, aggregation="mean", name="moving_variance",
-            )
+        # Every mode keeps moving statistics (see the class docstring).
+        self.moving_mean = self.add_weight(
+            shape=(channels,), initializer="zeros", trainable=False,
+            autocast=False, aggregation="mean", name="moving_mean",
+        )
+        self.moving_variance = self.add_weight(
+            shape=(channels,), initializer="ones", trainable=False,
+            autocast=False, aggregation="mean", name="moving_variance",
+        )
 
     def _normalized(self, x, training):
-        axes = tuple(range(len(x.shape) - 1))
         eps = self.epsilon
-        if self.mode == "dien":
-            mean = ops.mean(x, axis=axes, keepdims=True)
-            std = ops.sqrt(ops.mean(ops.square(x - mean) + eps, axis=axes, keepdims=True))
-            return (x - mean) / (std + eps)
         if self.mode == "din_repo":
             x_bn = (x - self.moving_mean) / ops.sqrt(self.moving_variance + eps)
             return ops.cast(self.beta, "float32") * x_bn
-        # paper
-        if training:
+        if training or self.inference_statistics == "batch":
+            axes = tuple(range(len(x.shape) - 1))
             mean = ops.mean(x, axis=axes)
             variance = ops.mean(ops.square(x - mean), axis=axes)
-            m = self.momentum
-            self.moving_mean.assign(self.moving_mean * m + mean * (1.0 - m))
-            self.moving_variance.assign(self.moving_variance * m + variance * (1.0 - m))
+            if training:
+                m = self.momentum
+                self.moving_mean.assign(self.moving_mean * m + mean * (1.0 - m))
+                self.moving_variance.assign(self.moving_variance * m + variance * (1.0 - m))
+            if self.mode == "dien":
+                # As coded: eps inside the root and again on the std.
+                std = ops.sqrt(ops.mean(ops.square(x - mean) + eps, axis=axes))
+                return (x - mean) / (std + eps)
         else:
             mean, variance = self.moving_mean, self.moving_variance
+            if self.mode == "dien":
+                return (x - mean) / (ops.sqrt(variance + eps) + eps)
         return (x - mean) / ops.sqrt(variance + eps)
 
     def call(self, inputs, training=None):
@@ -124,5 +140,6 @@ class Dice(keras.layers.Layer):
             epsilon=self.epsilon,
             momentum=self.momentum,
             alpha_initializer=keras.initializers.serialize(self.alpha_initializer),
+            inference_statistics=self.inference_statistics,
         )
         return config

@@ -108,3 +108,26 @@ def test_bad_arguments():
         layer.build((None, None))
     assert keras.saving.deserialize_keras_object(
         keras.saving.serialize_keras_object(Dice("paper", epsilon=1e-3))).epsilon == 1e-3
+
+
+def test_dien_dice_tracks_moving_statistics_for_serving():
+    """Training updates moving averages in every mode; inference_statistics=
+    "moving" makes dien-mode Dice row-independent (used by export)."""
+    layer = Dice("dien")
+    layer(X)
+    layer.alpha.assign(np.full(5, 0.3, "float32"))
+    coded = np.asarray(layer(X, training=True))
+    np.testing.assert_allclose(coded, layer(X), rtol=1e-6)  # batch stats either way
+    x = X.astype(np.float64)
+    np.testing.assert_allclose(layer.moving_mean, 0.01 * x.mean(0), rtol=1e-5, atol=1e-7)
+    np.testing.assert_allclose(layer.moving_variance, 0.99 + 0.01 * x.var(0), rtol=1e-5)
+    layer.inference_statistics = "moving"
+    served = np.asarray(layer(X))
+    mean, var = np.asarray(layer.moving_mean), np.asarray(layer.moving_variance)
+    p = _sigmoid((X - mean) / (np.sqrt(var + 1e-9) + 1e-9))
+    np.testing.assert_allclose(served, p * X + (1 - p) * 0.3 * X, rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(layer(X[2:3]), served[2:3], rtol=1e-6)
+    assert Dice("dien", inference_statistics="moving").get_config()[
+        "inference_statistics"] == "moving"
+    with pytest.raises(ValueError, match=r"inference_statistics='ema'"):
+        Dice(inference_statistics="ema")
