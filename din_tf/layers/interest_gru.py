@@ -116,9 +116,13 @@ class InterestGRU(keras.layers.Layer):
         if valid is not None:
             per_step.append(ops.transpose(valid, (1, 0))[..., None])  # [T, B, 1]
         kernels = cell.recurrent_kernels(dtype)
+        # TensorArray reads, not tf.gather on captured tensors: the gradient of
+        # a gather inside a while loop accumulates a dense [T, B, .] tensor per
+        # step (quadratic in T); a TensorArray's gradient is one write per step.
+        per_step = [tf.TensorArray(s.dtype, size=steps).unstack(s) for s in per_step]
 
         def body(t, state, outputs):
-            step_inputs = [tf.gather(s, t) for s in per_step]
+            step_inputs = [s.read(t) for s in per_step]
             att = step_inputs[1] if attention is not None else None
             new_state = cell.step(step_inputs[0], state, att, kernels)
             output = new_state
