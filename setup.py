@@ -17,6 +17,7 @@ setup(
         "tensorflow>=2.21,<2.22",
         "numpy",
         "absl-py",
+        "tensorboard",  # the runner's TensorBoard logs (TF 2.21 no longer pulls it in)
     ],
     extras_require={
         "dev": ["pytest"],

@@ -15,22 +15,6 @@ from absl import app, flags, logging
 from din_tf.data import amazon, din_protocol, dien_protocol, five_core, movielens
 
 FLAGS = flags.FLAGS
-flags.DEFINE_enum("protocol", None, ["din", "dien"], "Which paper's data protocol.")
-flags.DEFINE_string("reviews", None, "Amazon reviews_<Category>_5.json[.gz].")
-flags.DEFINE_string("meta", None, "Amazon meta_<Category>.json[.gz].")
-flags.DEFINE_string("five_core", None, "5-core sequence file (one user per line).")
-flags.DEFINE_string("five_core_attributes", None, "Its <name>_item2attributes.json.")
-flags.DEFINE_string("movielens_dir", None, "MovieLens 100K / 1M / 20M folder.")
-flags.DEFINE_float("min_rating", None, "MovieLens: keep ratings >= this only.")
-flags.DEFINE_string("output_dir", None, "Where to write the protocol's files.")
-flags.DEFINE_integer("seed", None, "Random seed (default: 1234 for DIN as the original, 0 for "
-                                   "DIEN, whose original is unseeded).")
-flags.DEFINE_bool("skip_malformed", False, "Skip malformed input lines (counted in a warning) "
-                                           "instead of failing.")
-flags.DEFINE_enum("missing_category", "error", ["error", "drop"],
-                  "DIN: what to do with reviews of items that have no category.")
-flags.DEFINE_bool("din_pickle", False, "DIN: also write the original's dataset.pkl layout.")
-flags.mark_flags_as_required(["protocol", "output_dir"])
 
 
 def load_inputs(protocol, reviews=None, meta=None, five_core_path=None, attributes=None,
@@ -80,5 +64,27 @@ def main(argv):
     print(f"{FLAGS.protocol} protocol -> {FLAGS.output_dir}: {counts}")
 
 
+def _define_flags():
+    # Defined only when run as a command, so importing `run` from another absl
+    # program (the experiment runner) does not clash with its flags.
+    flags.DEFINE_enum("protocol", None, ["din", "dien"], "Which paper's data protocol.")
+    flags.DEFINE_string("reviews", None, "Amazon reviews_<Category>_5.json[.gz].")
+    flags.DEFINE_string("meta", None, "Amazon meta_<Category>.json[.gz].")
+    flags.DEFINE_string("five_core", None, "5-core sequence file (one user per line).")
+    flags.DEFINE_string("five_core_attributes", None, "Its <name>_item2attributes.json.")
+    flags.DEFINE_string("movielens_dir", None, "MovieLens 100K / 1M / 20M folder.")
+    flags.DEFINE_float("min_rating", None, "MovieLens: keep ratings >= this only.")
+    flags.DEFINE_string("output_dir", None, "Where to write the protocol's files.")
+    flags.DEFINE_integer("seed", None, "Random seed (default: 1234 for DIN as the original, 0 for "
+                                       "DIEN, whose original is unseeded).")
+    flags.DEFINE_bool("skip_malformed", False, "Skip malformed input lines (counted in a warning) "
+                                               "instead of failing.")
+    flags.DEFINE_enum("missing_category", "error", ["error", "drop"],
+                      "DIN: what to do with reviews of items that have no category.")
+    flags.DEFINE_bool("din_pickle", False, "DIN: also write the original's dataset.pkl layout.")
+    flags.mark_flags_as_required(["protocol", "output_dir"])
+
+
 if __name__ == "__main__":
+    _define_flags()
     app.run(main)

@@ -30,7 +30,11 @@ class CTRModel(keras.Model):
     Training (`fit`): total loss = `ctr_loss` + `aux_loss_weight` * `aux_loss`
     (DIEN only) + `reg_loss` (from `compile(regularizer=...)`); all four are
     reported in the logs. Under a distribution strategy the loss is divided by
-    the replica count before differentiating and reported unscaled.
+    the replica count before differentiating and reported unscaled, and
+    `gradient_clip_norm` clips by the norm of the global (all-replica)
+    gradient, so training matches one device on the same global batch (for
+    models whose rows are independent: Dice and unfrozen BatchNorm use
+    per-replica batch statistics in training).
 
     `compile` takes three extra arguments:
         regularizer: e.g. `din_tf.training.MiniBatchAwareL2`, or None.
@@ -127,6 +131,15 @@ class CTRModel(keras.Model):
             metrics.append(self._compile_metrics)
         return metrics
 
+    def _maybe_symbolic_build(self, iterator=None, data_batch=None):
+        # Under a strategy Keras builds compiled metrics from the first batch,
+        # reduced across replicas; for dict inputs that reduction fails under
+        # MultiWorkerMirroredStrategy (keras-team/keras#20329). Only shapes are
+        # needed and ours are known, so build from the dummy batch instead.
+        del iterator, data_batch
+        super()._maybe_symbolic_build(
+            data_batch=(self.dummy_features(), np.zeros((2,), "float32")))
+
     # -- losses and steps ----------------------------------------------------
     def compute_losses(self, features, labels, training):
         """Returns (outputs, {"loss", "ctr_loss", "aux_loss", "reg_loss"})."""
@@ -156,13 +169,13 @@ class CTRModel(keras.Model):
         grads = tape.gradient(scaled, variables)
         grads, variables = self.process_gradients(grads, variables)
         self.optimizer.apply(grads, variables)
-        return self._update_metrics(losses, y, outputs)
+        return _reducible_logs(self._update_metrics(losses, y, outputs))
 
     def test_step(self, data):
         x, y, sample_weight = keras.utils.unpack_x_y_sample_weight(data)
         _reject_sample_weight(sample_weight)
         outputs, losses = self.compute_losses(x, y, training=False)
-        return self._update_metrics(losses, y, outputs)
+        return _reducible_logs(self._update_metrics(losses, y, outputs))
 
     def process_gradients(self, grads, variables):
         """Drops variables without a gradient, clips as coded, then densifies or
@@ -170,9 +183,19 @@ class CTRModel(keras.Model):
         pairs = [(g, v) for g, v in zip(grads, variables) if g is not None]
         grads, variables = [g for g, _ in pairs], [v for _, v in pairs]
         if self.gradient_clip_norm is not None:
-            grads, _ = clip_by_global_norm_as_coded(grads, self.gradient_clip_norm)
+            grads = self._clip(grads)
         process = densify if self.embedding_update == "dense" else merge_duplicate_rows
         return [process(g) for g in grads], variables
+
+    def _clip(self, grads):
+        context = tf.distribute.get_replica_context()
+        if context is None or context.num_replicas_in_sync == 1:
+            return clip_by_global_norm_as_coded(grads, self.gradient_clip_norm)[0]
+        # Each replica holds a share of the global gradient: clip all shares by
+        # one scale from the global norm, so the optimizer's sum is clipped as
+        # the one-device gradient would be.
+        norm = _global_norm_across_replicas(grads, context)
+        return tf.clip_by_global_norm(grads, self.gradient_clip_norm, use_norm=norm)[0]
 
     def _update_metrics(self, losses, y, outputs):
         for name, tracker in self._trackers.items():
@@ -204,6 +227,30 @@ class CTRModel(keras.Model):
 
     def get_config(self):
         return {"aux_loss_weight": self.aux_loss_weight, "name": self.name}
+
+
+def _global_norm_across_replicas(grads, context):
+    """`global_norm_as_coded` of the global batch's gradient: dense gradients
+    are summed over replicas before squaring; un-merged sparse slices of
+    different replicas are different slices, so only their squares are summed."""
+    dense = [g for g in grads if not isinstance(g, tf.IndexedSlices)]
+    sparse = [g for g in grads if isinstance(g, tf.IndexedSlices)]
+    sparse_squares = tf.add_n([tf.reduce_sum(tf.square(tf.cast(g.values, tf.float32)))
+                               for g in sparse] + [tf.constant(0.0)])
+    summed = context.all_reduce(tf.distribute.ReduceOp.SUM, dense + [sparse_squares])
+    dense_squares = [tf.reduce_sum(tf.square(tf.cast(g, tf.float32))) for g in summed[:-1]]
+    return tf.sqrt(tf.add_n(dense_squares + [summed[-1]]))
+
+
+def _reducible_logs(logs):
+    # Across workers Keras reduces step logs with strategy.reduce("MEAN", v,
+    # axis=0), which rejects scalars (keras-team/keras#20585): give them a
+    # length-1 axis there; the reduction returns scalars again.
+    strategy = tf.distribute.get_strategy()
+    if (not isinstance(strategy, tf.distribute.MultiWorkerMirroredStrategy)
+            or strategy.num_replicas_in_sync <= len(strategy.extended.worker_devices)):
+        return logs  # one machine
+    return {name: tf.reshape(value, [1]) for name, value in logs.items()}
 
 
 def _labels_1d(labels):

@@ -20,6 +20,15 @@ class MiniBatchAwareL2:
     gradient, i.e. half the derivative of the penalty above: pass half the
     paper's lambda to reproduce its update exactly.
 
+    Under a multi-replica `tf.distribute` strategy the penalty is that of the
+    global batch: a row looked up by several replicas still counts once. The
+    replicas exchange their ids (one all-gather per table) and each row is
+    charged to the lowest-numbered replica that looks it up, scaled by the
+    replica count, so that, like the CTR loss, the mean of the per-replica
+    values is the global value (`CTRModel.train_step` divides by the replica
+    count and sums the gradients) and every row's gradient slice comes from
+    exactly one replica.
+
     No public original code implements this, so this formula is the
     reference. The rows are gathered from the variables, so the gradient of
     each table stays an IndexedSlices over the batch's unique rows.
@@ -47,11 +56,8 @@ class MiniBatchAwareL2:
         """`lookups`: list of (RowEmbedding layer, ids, valid-or-None) triples."""
         total = tf.constant(0.0)
         for layer, ids, valid in _group_by_table(lookups):
-            unique, positions = tf.unique(ids)
-            present = tf.math.unsorted_segment_max(
-                tf.cast(valid, tf.float32), positions, tf.shape(unique)[0])
+            unique, weights = _row_weights(ids, valid)
             rows = tf.gather(layer.embeddings.value, unique)
-            weights = present
             if layer.name in self.frequencies:
                 weights = weights / tf.gather(self.frequencies[layer.name], unique)
             total += tf.reduce_sum(weights * tf.reduce_sum(tf.square(rows), axis=-1))
@@ -85,6 +91,29 @@ class EmbeddingL2:
 
     def check_tables(self, table_names):
         pass
+
+
+def _row_weights(ids, valid):
+    """(unique ids, weight per unique id): 1 for a row present in the batch
+    (once, however often it occurs), 0 for a row seen only on padding."""
+    context = tf.distribute.get_replica_context()
+    replicas = context.num_replicas_in_sync if context is not None else 1
+    if replicas == 1:
+        unique, positions = tf.unique(ids)
+        present = tf.math.unsorted_segment_max(
+            tf.cast(valid, tf.float32), positions, tf.shape(unique)[0])
+        return unique, present
+    # Global batch: every replica sees all (id, valid, replica) triples and
+    # charges itself (times the replica count) the rows it is the first to use.
+    me = tf.cast(context.replica_id_in_sync_group, tf.int32)
+    local = tf.stack([ids, tf.cast(valid, tf.int32), tf.fill(tf.shape(ids), me)], axis=1)
+    everyone = tf.stop_gradient(context.all_gather(local, axis=0))
+    all_ids, all_valid, source = everyone[:, 0], everyone[:, 1] > 0, everyone[:, 2]
+    unique, positions = tf.unique(all_ids)
+    count = tf.shape(unique)[0]
+    owner = tf.math.unsorted_segment_min(
+        tf.where(all_valid, source, replicas), positions, count)
+    return unique, tf.cast(tf.equal(owner, me), tf.float32) * float(replicas)
 
 
 def _group_by_table(lookups):

@@ -1,0 +1,250 @@
+"""SavedModel export for TF-Serving: explicit named inputs, click probability out.
+
+`export_saved_model(model, export_dir)` writes a SavedModel whose
+`serving_default` signature takes the named features of `din_tf.features`
+(below) and returns `{"probability": float32 [B]}`. The auxiliary-loss branch is
+not in the graph (`model(features, training=False)` runs
+`forward(..., with_aux=False)`).
+
+| input | dtype | shape |
+| --- | --- | --- |
+| `user_id` | int32 | [None] (every DIEN-repo model; `DINRepoModel` has no user input) |
+| `item_id`, `category_id` | int32 | [None] |
+| `history_item_ids`, `history_category_ids` | int32 | [None, None] (0-padded) |
+| `history_length` | int32 | [None] |
+
+A served row never depends on the other rows of its request: every
+`din_tf.layers.Dice` is traced with `inference_statistics="moving"` (the
+originals' DIEN Dice normalises with the statistics of the current batch, even
+at inference). `dice_statistics="batch"` keeps the as-coded behaviour.
+
+Implementation: a `tf.Module` that tracks the model's variables (not the model
+object, so optimizer slots and metric state stay out of the artifact) and one
+`tf.function` with an explicit `input_signature`, written with
+`tf.saved_model.save`. We do not use `keras.export.ExportArchive`: it adds
+nothing here and its signature naming follows the function's positional
+arguments, whereas we want the feature names as signature keys.
+"""
+
+import contextlib
+import os
+import shutil
+import tempfile
+import warnings
+
+import numpy as np
+import tensorflow as tf
+
+from din_tf import features as F
+from din_tf.layers import Dice
+from din_tf.layers._checks import check_choice
+
+DICE_STATISTICS = ("moving", "batch")
+SIGNATURE_NAME = "serving_default"
+OUTPUT_NAME = "probability"
+_ITEM_KEYS = (F.ITEM_ID, F.CATEGORY_ID, F.HISTORY_ITEM_IDS, F.HISTORY_CATEGORY_IDS,
+              F.HISTORY_LENGTH)
+
+
+def serving_feature_names(model):
+    """The signature's input names for `model`, in `din_tf.features` order."""
+    _check_model(model)
+    from din_tf.models.din_repo import DINRepoModel
+    # The DIN repo's models never read a user id (see DINRepoModel).
+    uses_user = not isinstance(model, DINRepoModel)
+    return ((F.USER_ID,) if uses_user else ()) + _ITEM_KEYS
+
+
+def serving_input_signature(model):
+    """{name: tf.TensorSpec} of the `serving_default` inputs."""
+    specs = {}
+    for name in serving_feature_names(model):
+        feature = F.FEATURES_BY_NAME[name]
+        specs[name] = tf.TensorSpec([None] * feature.rank, feature.dtype, name=name)
+    return specs
+
+
+@contextlib.contextmanager
+def dice_inference_statistics(model, statistics):
+    """Temporarily sets `inference_statistics` of every `Dice` in `model`.
+
+    Restores the previous values on exit (also on error). Keras caches the
+    traced `predict`/`evaluate` functions, so they are dropped on entry and
+    exit to make the switch visible to `model.predict` too.
+    """
+    check_choice("statistics", statistics, DICE_STATISTICS)
+    layers = _dice_layers(model)
+    previous = [layer.inference_statistics for layer in layers]
+    _drop_inference_functions(model)
+    try:
+        for layer in layers:
+            layer.inference_statistics = statistics
+        yield model
+    finally:
+        for layer, value in zip(layers, previous):
+            layer.inference_statistics = value
+        _drop_inference_functions(model)
+
+
+def export_saved_model(model, export_dir, *, dice_statistics="moving", overwrite=False):
+    """Writes `model` as a SavedModel for TF-Serving; returns `export_dir`.
+
+    Args:
+        model: a built `din_tf.models.CTRModel`.
+        export_dir: local directory to create. TF-Serving loads numbered
+            versions, so pass e.g. `models/dien/1` (see docs/serving.md).
+        dice_statistics: "moving" (default): every Dice uses its moving
+            averages, so a row's probability does not depend on the rest of the
+            request. "batch": keep each Dice as configured (the DIEN repo's
+            Dice then normalises with the request's statistics); warns.
+        overwrite: replace a non-empty `export_dir`.
+
+    The SavedModel is written to a temporary sibling directory and renamed into
+    place, so `export_dir` never holds a partial export.
+    """
+    _check_model(model)
+    check_choice("dice_statistics", dice_statistics, DICE_STATISTICS)
+    export_dir = os.path.abspath(os.fspath(export_dir))
+    if os.path.exists(export_dir):
+        if not os.path.isdir(export_dir):
+            raise ValueError(f"Invalid export_dir={export_dir!r}: it is a file; expected a "
+                             "new or empty directory.")
+        if os.listdir(export_dir) and not overwrite:
+            raise ValueError(f"Invalid export_dir={export_dir!r}: the directory exists and is "
+                             "not empty; expected a new or empty directory, or overwrite=True.")
+    if dice_statistics == "batch" and any(
+            layer.mode != "din_repo" and layer.inference_statistics == "batch"
+            for layer in _dice_layers(model)):
+        warnings.warn(
+            f"export_saved_model(dice_statistics='batch'): {type(model).__name__} has Dice "
+            "layers that normalise with the statistics of the request's batch, so a served "
+            "row's probability depends on the other rows sent with it.", UserWarning,
+            stacklevel=2)
+
+    parent, base = os.path.split(export_dir)
+    os.makedirs(parent, exist_ok=True)
+    staging = tempfile.mkdtemp(prefix=f".{base}.export-", dir=parent)
+    os.chmod(staging, 0o755)  # mkdtemp makes it private; servers often run as another user
+    try:
+        statistics = dice_statistics if dice_statistics == "moving" else None
+        with (dice_inference_statistics(model, statistics) if statistics
+              else contextlib.nullcontext()):
+            module = _serving_module(model)
+            tf.saved_model.save(module, staging,
+                                signatures={SIGNATURE_NAME: module.serve.get_concrete_function()})
+        _move_into_place(staging, export_dir)
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
+    return export_dir
+
+
+def serving_request(model, rows, *, pad_to=None, signature_name=SIGNATURE_NAME):
+    """The TF-Serving REST body (row format) that predicts `rows` with `model`'s
+    exported signature: `{"signature_name": ..., "instances": [{name: value}]}`.
+
+    `rows`: a list of per-row dicts, or one dict of batched arrays (e.g. a
+    `din_tf.features` batch; keys the signature does not take are dropped).
+    TF-Serving stacks the instances, so histories are cut to each row's
+    `history_length` and right-padded with 0 to `pad_to` steps (default: the
+    longest history). As coded, DIEN-repo models add the padded steps' row-0
+    embeddings to the history sum (`mask_history_sum=False`), so their scores
+    depend on the padded width: pad as in training (e.g. to `maxlen`).
+    Returns a JSON-serializable dict (`json.dumps` it for the request).
+    """
+    names = serving_feature_names(model)
+    rows = _as_row_dicts(rows)
+    for index, row in enumerate(rows):
+        missing = [name for name in names if name not in row]
+        if missing:
+            raise ValueError(f"Invalid rows[{index}]: missing feature(s) {missing}; expected "
+                             f"the keys {list(names)}, received {sorted(row)}.")
+    lengths = [int(np.asarray(row[F.HISTORY_LENGTH]).reshape(())) for row in rows]
+    for index, (row, length) in enumerate(zip(rows, lengths)):
+        steps = np.asarray(row[F.HISTORY_ITEM_IDS]).reshape(-1).size
+        if not 0 <= length <= steps:
+            raise ValueError(f"Invalid rows[{index}]: history_length={length}; expected "
+                             f"0 <= history_length <= {steps} (the history's length).")
+    width = max(lengths, default=0)
+    if pad_to is not None:
+        if not isinstance(pad_to, int) or isinstance(pad_to, bool) or pad_to < width:
+            raise ValueError(f"Invalid pad_to={pad_to!r}; expected an int >= the longest "
+                             f"history_length ({width}), or None.")
+        width = pad_to
+    instances = []
+    for row, length in zip(rows, lengths):
+        instance = {}
+        for name in names:
+            value = np.asarray(row[name]).astype(np.int64)
+            if F.FEATURES_BY_NAME[name].rank == 2:
+                padded = np.zeros(width, np.int64)
+                padded[:length] = value.reshape(-1)[:length]
+                instance[name] = padded.tolist()
+            else:
+                instance[name] = int(value.reshape(()))
+        instances.append(instance)
+    return {"signature_name": signature_name, "instances": instances}
+
+
+# -- helpers ------------------------------------------------------------------
+
+def _check_model(model):
+    from din_tf.models.ctr_model import CTRModel
+    if not isinstance(model, CTRModel):
+        raise ValueError(f"Invalid model={type(model).__name__}: expected a "
+                         "din_tf.models.CTRModel (e.g. din_tf.models.DIEN).")
+
+
+def _dice_layers(model):
+    return [layer for layer in model._flatten_layers() if isinstance(layer, Dice)]
+
+
+def _drop_inference_functions(model):
+    # Keras re-traces these on next use; a stale trace would keep old Dice settings.
+    model.predict_function = None
+    model.test_function = None
+
+
+def _serving_module(model):
+    module = tf.Module()
+    # Track the variables only: the optimizer and metrics are not served.
+    module.model_variables = list(model.variables)
+
+    @tf.function(input_signature=[serving_input_signature(model)], autograph=False)
+    def serve(features):
+        probability = model(features, training=False)
+        return {OUTPUT_NAME: tf.cast(probability, tf.float32)}
+
+    module.serve = serve
+    return module
+
+
+def _move_into_place(staging, export_dir):
+    if not os.path.exists(export_dir):
+        os.rename(staging, export_dir)
+        return
+    # Swap with the existing directory, restoring it if the second rename fails.
+    retired = staging + ".previous"
+    os.rename(export_dir, retired)
+    try:
+        os.rename(staging, export_dir)
+    except BaseException:
+        os.rename(retired, export_dir)
+        raise
+    shutil.rmtree(retired, ignore_errors=True)
+
+
+def _as_row_dicts(rows):
+    if isinstance(rows, dict):
+        sizes = {np.asarray(v).shape[0] for v in rows.values() if np.ndim(v) > 0}
+        if len(sizes) != 1:
+            raise ValueError("Invalid rows: a dict of batched arrays needs one batch size, "
+                             f"received sizes {sorted(sizes)}.")
+        count = sizes.pop()
+        return [{k: np.asarray(v)[i] for k, v in rows.items()} for i in range(count)]
+    rows = list(rows)
+    for index, row in enumerate(rows):
+        if not isinstance(row, dict):
+            raise ValueError(f"Invalid rows[{index}]: expected a dict of features, received "
+                             f"{type(row).__name__}.")
+    return rows

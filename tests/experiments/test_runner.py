@@ -1,0 +1,138 @@
+"""The absl experiment runner: config layering, outputs, resume, bad input."""
+
+import json
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from experiments import config as C
+from experiments import registry, runner
+from experiments.run import resolve_config
+
+REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+
+@pytest.fixture(scope="module")
+def processed_dir(tmp_path_factory):
+    """The bundled raw files through the DIEN protocol, once per module."""
+    from din_tf.data import prepare
+    out = tmp_path_factory.mktemp("prepared") / "dien"
+    prepare.run("dien", str(out), reviews=C.BUNDLED_REVIEWS, meta=C.BUNDLED_META)
+    return str(out)
+
+
+def _tiny(processed_dir, model="dien_repo/DNN", **trainer):
+    cfg = resolve_config(f"{model}@dien", params_override=json.dumps({
+        "data": {"processed_dir": processed_dir, "train_batch_size": 64,
+                 "eval_batch_size": 1024},
+        "trainer": {"epochs": 1, "steps_per_epoch": 3, **trainer},
+    }))
+    return cfg
+
+
+def test_config_layers_experiment_file_override_and_flags(tmp_path):
+    path = tmp_path / "c.json"
+    path.write_text(json.dumps({"trainer": {"epochs": 7, "optimizer": "adam"},
+                                "model": {"options": {"gru_type": "agru"}}}))
+    cfg = resolve_config("dien_repo/DIEN@dien", str(path),
+                         "trainer.epochs=5,data.maxlen=null,model.options={\"use_aux_loss\": false}",
+                         {"seed": 11, "epochs": None, "strategy": "mirrored"})
+    assert cfg.trainer.epochs == 5 and cfg.trainer.optimizer == "adam"
+    assert cfg.data.maxlen is None and cfg.runtime.seed == 11
+    assert cfg.runtime.strategy == "mirrored"
+    assert cfg.model.options == {"gru_type": "agru", "use_aux_loss": False}
+    din_repo = registry.get_experiment("din_repo/din@din")
+    assert (din_repo.data.train_batch_size, din_repo.trainer.epochs, din_repo.data.shuffle) == \
+        (32, 50, True)
+    assert registry.get_experiment("paper/AUGRU@dien").model.options["preset"] == "paper"
+    assert len(registry.EXPERIMENTS) == 2 * (15 + 4) + 1
+
+
+def test_bad_config_input_names_the_problem(tmp_path):
+    with pytest.raises(ValueError, match=r"Unknown experiment 'DIEN'.*\n.*default"):
+        resolve_config("DIEN")
+    with pytest.raises(ValueError, match=r"Unknown config key\(s\) \['trainer.epoch'\].*"
+                                         r"'trainer.epochs'"):
+        resolve_config("default", params_override="trainer.epoch=2")
+    with pytest.raises(ValueError, match=r"\['optimiser'\]; valid keys under <root>"):
+        resolve_config("default", params_override="optimiser.lr=1")
+    with pytest.raises(ValueError, match=r"item 'trainer' is not of the form key=value"):
+        resolve_config("default", params_override="trainer")
+    with pytest.raises(ValueError, match=r"config_file '.*missing.json' does not exist"):
+        resolve_config("default", str(tmp_path / "missing.json"))
+
+
+def test_train_and_eval_writes_every_output(processed_dir, tmp_path):
+    model_dir = str(tmp_path / "run")
+    results = runner.run(_tiny(processed_dir), model_dir, "train_and_eval", export=True)
+    for name in ("config.json", "metrics.json", "metrics.csv", "curves.png", "eval.json",
+                 "final.weights.h5", "checkpoints/epoch_001.weights.h5"):
+        assert os.path.exists(os.path.join(model_dir, name)), name
+    assert os.listdir(os.path.join(model_dir, "tensorboard"))
+    with open(os.path.join(model_dir, "curves.png"), "rb") as f:
+        assert f.read(8) == b"\x89PNG\r\n\x1a\n"
+    history = json.load(open(os.path.join(model_dir, "metrics.json")))
+    assert [h["epoch"] for h in history] == [1]
+    for key in ("loss", "ctr_loss", "aux_loss", "reg_loss", "test_auc", "test_gauc",
+                "test_dinrepo_gauc", "test_dien_calc_auc"):
+        assert np.isfinite(history[0][key]), key
+    assert 0.0 < results["auc"] < 1.0 and 0.0 < results["gauc"] < 1.0
+    assert os.path.exists(os.path.join(results["export_dir"], "saved_model.pb"))
+    header = open(os.path.join(model_dir, "metrics.csv")).readline().strip().split(",")
+    assert header[0] == "epoch" and "test_auc" in header
+
+
+def test_interrupted_run_resumes_from_its_last_epoch(processed_dir, tmp_path, monkeypatch):
+    model_dir = str(tmp_path / "run")
+    cfg = _tiny(processed_dir, epochs=2)
+
+    def crash_in_second_epoch(self, epoch, logs=None):
+        if epoch == 1:
+            raise KeyboardInterrupt("simulated preemption")
+
+    monkeypatch.setattr(runner.EpochEvaluation, "on_epoch_begin", crash_in_second_epoch,
+                        raising=False)
+    with pytest.raises(KeyboardInterrupt):
+        runner.run(cfg, model_dir, "train_and_eval", export=False)
+    meta = json.load(open(os.path.join(model_dir, "backup", "training_metadata.json")))
+    assert meta["epoch"] == 1  # the backup holds one finished epoch
+    seen = []
+    monkeypatch.setattr(runner.EpochEvaluation, "on_epoch_begin",
+                        lambda self, epoch, logs=None: seen.append(epoch), raising=False)
+    runner.run(cfg, model_dir, "train_and_eval", export=False)
+    assert seen == [1]  # resumed at the second epoch
+    assert json.load(open(os.path.join(model_dir, "state.json"))) == {"completed_epochs": 2}
+    history = json.load(open(os.path.join(model_dir, "metrics.json")))
+    assert [h["epoch"] for h in history] == [1, 2]
+
+
+def test_incompatible_resume_and_bad_model_dir_are_errors(processed_dir, tmp_path):
+    model_dir = str(tmp_path / "run")
+    runner.run(_tiny(processed_dir), model_dir, "train", export=False)
+    other = _tiny(processed_dir, model="dien_repo/PNN")
+    with pytest.raises(runner.RunnerError, match=r"different config \(changed: model.name\)"):
+        runner.run(other, model_dir, "train", export=False)
+    more_epochs = _tiny(processed_dir, epochs=2)  # resuming with more epochs is fine
+    runner._prepare_model_dir(model_dir, more_epochs)
+    blocker = tmp_path / "file"
+    blocker.write_text("x")
+    with pytest.raises(runner.RunnerError, match=r"model_dir '.*file/run' is not writable"):
+        runner.run(_tiny(processed_dir), str(blocker / "run"), "train", export=False)
+    with pytest.raises(runner.RunnerError, match="has no trained weights"):
+        runner.run(_tiny(processed_dir), str(tmp_path / "fresh"), "eval", export=False)
+
+
+def test_command_line_errors_exit_2_with_a_message(tmp_path):
+    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3")
+    proc = subprocess.run(
+        [sys.executable, "-m", "experiments.run", "--experiment=nope",
+         f"--model_dir={tmp_path}"], cwd=REPO, env=env, capture_output=True, text=True,
+        timeout=300)
+    assert proc.returncode == 2
+    assert "Unknown experiment 'nope'" in proc.stderr and "dien_repo/DIEN@dien" in proc.stderr
+    listing = subprocess.run([sys.executable, "-m", "experiments.run", "--list_experiments"],
+                             cwd=REPO, env=env, capture_output=True, text=True, timeout=300)
+    assert listing.returncode == 0 and "paper/DIEN@din" in listing.stdout.split()
