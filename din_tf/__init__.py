@@ -1,8 +1,12 @@
 """din_tf: Alibaba's DIN and DIEN CTR models for TensorFlow 2 / Keras 3,
-numerically faithful to the original TensorFlow-1 code."""
+numerically faithful to the original TensorFlow-1 code.
 
-from din_tf import features, layers
+Subpackages: `layers` → `training` → `models`; `data` feeds them;
+`metrics` evaluates; `export` and `distribute` are imported on demand.
+"""
+
+from din_tf import data, features, layers, metrics, models, training
 
 __version__ = "0.1.0"
 
-__all__ = ["features", "layers", "__version__"]
+__all__ = ["data", "features", "layers", "metrics", "models", "training", "__version__"]
