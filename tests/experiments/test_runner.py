@@ -136,3 +136,14 @@ def test_command_line_errors_exit_2_with_a_message(tmp_path):
     listing = subprocess.run([sys.executable, "-m", "experiments.run", "--list_experiments"],
                              cwd=REPO, env=env, capture_output=True, text=True, timeout=300)
     assert listing.returncode == 0 and "paper/DIEN@din" in listing.stdout.split()
+
+
+def test_xla_and_mixed_precision_runs_train_evaluate_and_export(processed_dir, tmp_path):
+    cfg = resolve_config("dien_repo/DIEN@dien", params_override=json.dumps({
+        "data": {"processed_dir": processed_dir, "train_batch_size": 64,
+                 "eval_batch_size": 1024},
+        "trainer": {"epochs": 1, "steps_per_epoch": 2},
+        "runtime": {"jit_compile": True, "mixed_precision": True}}))
+    results = runner.run(cfg, str(tmp_path / "run"), "train_and_eval", export=True)
+    assert np.isfinite(results["loss"]) and 0.0 < results["auc"] < 1.0
+    assert os.path.exists(os.path.join(results["export_dir"], "saved_model.pb"))
