@@ -92,6 +92,20 @@ def _same_length(**arrays):
         raise ValueError(f"Invalid lengths: expected equal numbers of elements, received {received}.")
 
 
+def _weights(name, weights, labels):
+    """Non-negative per-row weights (ones when None), as long as `labels`."""
+    if weights is None:
+        return np.ones_like(labels)
+    weights = _scores(name, weights)
+    _same_length(**{"labels": labels, name: weights})
+    if (weights < 0).any():
+        raise ValueError(
+            f"Invalid {name}: expected non-negative values, received "
+            f"{weights[weights < 0][:5].tolist()}."
+        )
+    return weights
+
+
 def _both_classes(labels, function):
     positives = int(labels.sum())
     if positives == 0 or positives == len(labels):
@@ -149,16 +163,7 @@ def exact_auc(labels, scores, sample_weight=None):
     labels = _labels("labels", labels)
     scores = _scores("scores", scores)
     _same_length(labels=labels, scores=scores)
-    if sample_weight is None:
-        weights = np.ones_like(labels)
-    else:
-        weights = _scores("sample_weight", sample_weight)
-        _same_length(labels=labels, sample_weight=weights)
-        if (weights < 0).any():
-            raise ValueError(
-                f"Invalid sample_weight: expected non-negative values, received "
-                f"{weights[weights < 0][:5].tolist()}."
-            )
+    weights = _weights("sample_weight", sample_weight, labels)
     positive_weights = weights * labels
     negative_weights = weights * (1.0 - labels)
     total_pos, total_neg = positive_weights.sum(), negative_weights.sum()
@@ -319,16 +324,7 @@ def gauc(user_ids, labels, scores, weights=None):
     labels = _labels("labels", labels)
     scores = _scores("scores", scores)
     _same_length(user_ids=user_ids, labels=labels, scores=scores)
-    if weights is None:
-        row_weights = np.ones_like(scores)
-    else:
-        row_weights = _scores("weights", weights)
-        _same_length(labels=labels, weights=row_weights)
-        if (row_weights < 0).any():
-            raise ValueError(
-                f"Invalid weights: expected non-negative values, received "
-                f"{row_weights[row_weights < 0][:5].tolist()}."
-            )
+    row_weights = _weights("weights", weights, labels)
 
     _, user = np.unique(user_ids, return_inverse=True)
     user = user.reshape(-1)

@@ -1,6 +1,7 @@
 """Turns a DataConfig into training/evaluation datasets and vocabulary sizes."""
 
 import dataclasses
+import functools
 import hashlib
 import json
 import os
@@ -23,6 +24,7 @@ class ExperimentData:
     n_items: int
     n_categories: int
 
+    @functools.cached_property
     def test_groups(self):
         """One group per (user, history): the rows of one user's impression,
         a (negative, positive) pair in both protocols. (DIEN test users all

@@ -27,6 +27,7 @@ from absl import app, flags, logging
 
 from experiments import config as C
 from experiments import registry
+from experiments.runner import RunnerError, run
 
 FLAGS = flags.FLAGS
 flags.DEFINE_string("experiment", "default", "A named experiment (--list_experiments).")
@@ -82,19 +83,13 @@ def main(argv):
         cfg = resolve_config(FLAGS.experiment, FLAGS.config_file, FLAGS.params_override,
                              flag_values)
         model_dir = FLAGS.model_dir or os.path.join("runs", FLAGS.experiment.replace("/", "_"))
-        from experiments import runner  # heavy imports only after the config is valid
-        results = runner.run(cfg, model_dir, FLAGS.mode, export=FLAGS.export)
-    except (ValueError, runner_errors()) as e:
+        results = run(cfg, model_dir, FLAGS.mode, export=FLAGS.export)
+    except (ValueError, RunnerError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
     if results:
         print(json.dumps(results, indent=2, sort_keys=True))
     return 0
-
-
-def runner_errors():
-    from experiments.runner import RunnerError
-    return RunnerError
 
 
 if __name__ == "__main__":

@@ -196,7 +196,7 @@ def _restore(model, model_dir):
 def _evaluate(model, test_ds, data):
     losses = model.evaluate(test_ds, verbose=0, return_dict=True)
     probabilities = model.predict(test_ds, verbose=0)
-    scores = evaluation.score(data.test.label, probabilities, data.test_groups())
+    scores = evaluation.score(data.test.label, probabilities, data.test_groups)
     return {**{k: float(v) for k, v in losses.items()}, **scores}
 
 

@@ -107,20 +107,22 @@ class Dice(keras.layers.Layer):
         if training or self.inference_statistics == "batch":
             axes = tuple(range(len(x.shape) - 1))
             mean = ops.mean(x, axis=axes)
-            variance = ops.mean(ops.square(x - mean), axis=axes)
+            centered = x - mean
+            squares = ops.square(centered)
+            variance = ops.mean(squares, axis=axes)
             if training:
                 m = self.momentum
                 self.moving_mean.assign(self.moving_mean * m + mean * (1.0 - m))
                 self.moving_variance.assign(self.moving_variance * m + variance * (1.0 - m))
             if self.mode == "dien":
                 # As coded: eps inside the root and again on the std.
-                std = ops.sqrt(ops.mean(ops.square(x - mean) + eps, axis=axes))
-                return (x - mean) / (std + eps)
-        else:
-            mean, variance = self.moving_mean, self.moving_variance
-            if self.mode == "dien":
-                return (x - mean) / (ops.sqrt(variance + eps) + eps)
-        return (x - mean) / ops.sqrt(variance + eps)
+                std = ops.sqrt(ops.mean(squares + eps, axis=axes))
+                return centered / (std + eps)
+            return centered / ops.sqrt(variance + eps)
+        std = ops.sqrt(self.moving_variance + eps)
+        if self.mode == "dien":
+            std = std + eps
+        return (x - self.moving_mean) / std
 
     def call(self, inputs, training=None):
         x = ops.cast(inputs, "float32")

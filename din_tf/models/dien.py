@@ -74,10 +74,6 @@ class DIEN(DIENRepoModel):
         self._build_weights()
 
     @property
-    def uses_negatives(self):
-        return self.use_aux_loss
-
-    @property
     def uses_aux_loss(self):
         return self.use_aux_loss
 

@@ -45,7 +45,6 @@ class DIENRepoModel(CTRModel):
     """
 
     default_activation = "prelu"
-    uses_negatives = False
 
     def __init__(self, n_uid, n_mid, n_cat, embedding_dim=18, hidden_units=(200, 80),
                  activation=None, preset="dien_repo", frozen_batch_norm=None,
@@ -61,7 +60,7 @@ class DIENRepoModel(CTRModel):
         self.activation = check_choice("activation", activation or self.default_activation,
                                        ACTIVATIONS)
         self.preset = preset
-        self.options = presets.resolve(model, preset, presets.DIEN_REPO_FAMILY, dict(
+        self.options = presets.resolve(model, preset, "dien_repo", dict(
             frozen_batch_norm=frozen_batch_norm, mask_history_sum=mask_history_sum,
             ctr_loss_reduction=ctr_loss_reduction, dice_mode=dice_mode, **kwargs.pop(
                 "_sequence_options", {})))
@@ -97,7 +96,7 @@ class DIENRepoModel(CTRModel):
 
     def forward(self, features, training=False, with_aux=False):
         inputs = read_inputs(type(self).__name__, features,
-                             need_negatives=with_aux and self.uses_negatives)
+                             need_negatives=with_aux and self.uses_aux_loss)
         outputs = {
             "uid_embedding": self.user_embedding(inputs.user),
             "item_eb": self.embed_pair(inputs.item, inputs.category),
@@ -123,8 +122,7 @@ class DIENRepoModel(CTRModel):
     def head(self, mlp_input, outputs, training):
         x = self.mlp_batch_norm(mlp_input, training=training)
         for dense, activation in zip(self.mlp_dense, self.mlp_activations):
-            x = activation(dense(x), training=training) if isinstance(activation, Dice) \
-                else activation(dense(x))
+            x = activation(dense(x), training=training)
         return self.logits_dense(x)
 
     def _lookups(self, inputs, outputs):

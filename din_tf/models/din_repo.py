@@ -72,7 +72,7 @@ class DINRepoModel(CTRModel):
         self.category_dim = check_positive_int("category_dim", category_dim)
         self.hidden_units = tuple(int(u) for u in hidden_units)
         self.preset = preset
-        self.options = presets.resolve(type(self).__name__, preset, presets.DIN_REPO_FAMILY,
+        self.options = presets.resolve(type(self).__name__, preset, "din_repo",
                                        dict(frozen_batch_norm=frozen_batch_norm,
                                             dice_mode=dice_mode,
                                             attention_softmax=attention_softmax))

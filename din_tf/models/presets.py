@@ -22,15 +22,17 @@ DIN_REPO_FAMILY = {
     "attention_softmax": (True, False),      # §8.1.5: paper drops the softmax
 }
 
-PRESETS = {"dien_repo": 0, "din_repo": 0, "paper": 1}
+# family -> (its code preset, options table); "paper" is the second column.
+FAMILIES = {"dien_repo": DIEN_REPO_FAMILY, "din_repo": DIN_REPO_FAMILY}
 
 
-def resolve(model_name, preset, table, given):
+def resolve(model_name, preset, family, given):
     """Returns {option: value}: explicit values win, the preset fills the rest."""
-    allowed = ("paper", "dien_repo") if table is DIEN_REPO_FAMILY else ("paper", "din_repo")
+    table = FAMILIES[family]
+    allowed = (family, "paper")
     if preset not in allowed:
         raise ValueError(
             f"{model_name}: invalid preset={preset!r}; expected one of {sorted(allowed)}.")
-    column = PRESETS[preset]
+    column = 1 if preset == "paper" else 0
     return {k: (given[k] if given.get(k) is not None else table[k][column]) for k in table
             if k in given}

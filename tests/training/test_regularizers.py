@@ -64,7 +64,7 @@ def test_tables_without_counts_use_one_and_full_l2_is_dense():
     assert not isinstance(tape.gradient(penalty, table.embeddings), tf.IndexedSlices)
 
 
-def test_fit_reports_reg_loss_and_keeps_sparse_rows_untouched():
+def test_fit_reports_reg_loss_in_the_logs():
     features, labels = make_batch()
     model = models.DIN(9, 30, 6)
     counts = np.arange(30, dtype="float32")
