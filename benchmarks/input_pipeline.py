@@ -1,6 +1,7 @@
 """Preprocessing and tf.data throughput (a benchmark, not a test).
 
-  python benchmarks/input_pipeline.py [--num_reviews=1000000] [--batches=400]
+  python benchmarks/input_pipeline.py [--num_reviews=1000000] [--batches=400] \
+      [--output=benchmarks/results/input_pipeline.json]
 
 1. Writes a raw Amazon-format review file of `--num_reviews` lines (gzip, with
    review text like the real dumps) and its meta file, then times reading
@@ -26,9 +27,11 @@ import numpy as np  # noqa: E402
 flags.DEFINE_integer("num_reviews", 1_000_000, "Review lines in the generated file.")
 flags.DEFINE_integer("batches", 400, "tf.data batches to time (after 20 warm-up batches).")
 flags.DEFINE_integer("seed", 0, "Generator seed.")
+flags.DEFINE_string("output", "benchmarks/results/input_pipeline.json", "JSON output.")
 FLAGS = flags.FLAGS
 
 DIEN_EXAMPLES_PER_S = 444.0  # original DIEN, B=128, T=100, best of spec §11 tables
+RECORDS = []  # one dict per timed stage, written to --output
 
 
 def write_files(directory, n, seed):
@@ -59,6 +62,7 @@ def timed(label, n, fn):
     out = fn()
     seconds = time.perf_counter() - start
     print(f"{label:<38s} {seconds:8.2f} s   {n / seconds:12,.0f} rows/s", flush=True)
+    RECORDS.append({"stage": label, "rows": n, "seconds": seconds, "rows_per_s": n / seconds})
     return out
 
 
@@ -108,12 +112,17 @@ def input_pipeline(num_batches, seed):
           f"examples/s; original DIEN trains at {DIEN_EXAMPLES_PER_S:.0f} ex/s -> "
           f"{rate * 128 / DIEN_EXAMPLES_PER_S:,.0f}x (need >= 10x)")
     assert feats["history_item_ids"].shape[1] == 100
+    RECORDS.append({"stage": "tf.data B=128 T=100 K=5 shuffle", "batches": num_batches,
+                    "seconds": seconds, "batches_per_s": rate, "examples_per_s": rate * 128})
 
 
 def main(argv):
     del argv
     preprocessing(FLAGS.num_reviews, FLAGS.seed)
     input_pipeline(FLAGS.batches, FLAGS.seed)
+    os.makedirs(os.path.dirname(FLAGS.output) or ".", exist_ok=True)
+    with open(FLAGS.output, "w", encoding="utf-8") as f:
+        json.dump({"num_reviews": FLAGS.num_reviews, "stages": RECORDS}, f, indent=1)
 
 
 if __name__ == "__main__":

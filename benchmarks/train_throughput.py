@@ -10,6 +10,13 @@ Modes: "faithful" = the original optimizer and dense embedding updates (TF1
 Adam semantics: every row moves every step); "fast" = LazyAdam with row-only
 updates. `--jit_compile` and `--mixed_precision` apply to every run. Prints
 one line per run (median over the timed steps) and writes JSON.
+
+`--length_mix=uniform` replaces the fixed lengths by a realistic mix: row
+lengths uniform in 1..max(--lengths), rows grouped into length buckets
+(`--buckets`, upper bounds; empty = one bucket padded to the maximum), each
+batch padded to its bucket's bound. Every bucket's shape is traced (and
+compiled) before timing; examples/s = rows / total time of one pass over the
+batches.
 """
 
 import json
@@ -30,19 +37,25 @@ flags.DEFINE_integer("warmup", 3, "Untimed steps per run (tracing included).")
 flags.DEFINE_bool("jit_compile", False, "XLA-compile the train step.")
 flags.DEFINE_bool("mixed_precision", False, "mixed_float16 policy.")
 flags.DEFINE_string("output", "benchmarks/results/train_throughput.json", "JSON output.")
+flags.DEFINE_enum("length_mix", "fixed", ["fixed", "uniform"],
+                  "fixed: every row has length T; uniform: lengths uniform in 1..max T.")
+flags.DEFINE_list("buckets", ["10", "20", "30", "40", "50", "60", "70", "80", "90", "100"],
+                  "Bucket upper bounds for --length_mix=uniform (empty: no bucketing).")
+flags.DEFINE_integer("mix_batches", 40, "Batches per pass for --length_mix=uniform.")
 
 BOOKS = dict(n_users=543_060, n_items=367_983, n_categories=1_601)
 
 
-def _batch(rng, batch, steps, negatives=5):
+def _batch(rng, batch, steps, negatives=5, lengths=None):
     shape = (batch, steps)
+    lengths = np.full(batch, steps, np.int32) if lengths is None else lengths
     return {
         "user_id": rng.integers(1, BOOKS["n_users"], batch, dtype=np.int32),
         "item_id": rng.integers(1, BOOKS["n_items"], batch, dtype=np.int32),
         "category_id": rng.integers(1, BOOKS["n_categories"], batch, dtype=np.int32),
         "history_item_ids": rng.integers(1, BOOKS["n_items"], shape, dtype=np.int32),
         "history_category_ids": rng.integers(1, BOOKS["n_categories"], shape, dtype=np.int32),
-        "history_length": np.full(batch, steps, np.int32),
+        "history_length": lengths.astype(np.int32),
         "negative_item_ids": rng.integers(1, BOOKS["n_items"], shape + (negatives,),
                                           dtype=np.int32),
         "negative_category_ids": rng.integers(1, BOOKS["n_categories"], shape + (negatives,),
@@ -50,7 +63,7 @@ def _batch(rng, batch, steps, negatives=5):
     }, rng.integers(0, 2, batch).astype(np.float32)
 
 
-def measure(name, steps_t, mode):
+def _model_and_step(name, mode):
     import keras
     import tensorflow as tf
     from din_tf import models, training
@@ -61,9 +74,21 @@ def measure(name, steps_t, mode):
     if mode == "fast":
         kwargs = dict(optimizer=training.LazyAdam(1e-3, epsilon=1e-8), embedding_update="rows")
     model.compile(jit_compile=FLAGS.jit_compile, **kwargs)
+    # model.jit_compile makes train_step XLA-compile its forward and backward pass.
+    return tf.function(model.train_step, reduce_retracing=True)
+
+
+def _record(name, steps_t, mode, seconds_per_step, **extra):
+    return {"model": name, "T": steps_t, "mode": mode, "batch_size": FLAGS.batch_size,
+            "jit_compile": FLAGS.jit_compile, "mixed_precision": FLAGS.mixed_precision,
+            "median_step_s": seconds_per_step,
+            "examples_per_s": FLAGS.batch_size / seconds_per_step, **extra}
+
+
+def measure(name, steps_t, mode):
+    step = _model_and_step(name, mode)
     rng = np.random.default_rng(0)
     batches = [_batch(rng, FLAGS.batch_size, steps_t) for _ in range(4)]
-    step = tf.function(model.train_step, jit_compile=FLAGS.jit_compile, reduce_retracing=True)
     for i in range(FLAGS.warmup):
         step(batches[i % 4])
     times = []
@@ -72,10 +97,44 @@ def measure(name, steps_t, mode):
         logs = step(batches[i % 4])
         float(logs["loss"])  # wait for the step
         times.append(time.perf_counter() - start)
-    median = statistics.median(times)
-    return {"model": name, "T": steps_t, "mode": mode, "batch_size": FLAGS.batch_size,
-            "jit_compile": FLAGS.jit_compile, "mixed_precision": FLAGS.mixed_precision,
-            "median_step_s": median, "examples_per_s": FLAGS.batch_size / median}
+    return _record(name, steps_t, mode, statistics.median(times))
+
+
+def mixed_batches(rng, max_steps, bounds, n_batches, batch):
+    """Rows with lengths uniform in 1..max_steps, grouped by bucket (bounds:
+    ascending upper bounds) into full batches padded to their bucket bound."""
+    bounds = sorted(bounds) if bounds else [max_steps]
+    lengths = rng.integers(1, max_steps + 1, n_batches * batch)
+    bucket = np.searchsorted(bounds, lengths)
+    batches = []
+    for b, bound in enumerate(bounds):
+        rows = lengths[bucket == b]
+        for start in range(0, len(rows) - batch + 1, batch):  # full batches only
+            batches.append(_batch(rng, batch, bound, lengths=rows[start:start + batch]))
+    order = rng.permutation(len(batches))
+    return [batches[i] for i in order]
+
+
+def measure_mix(name, max_steps, mode):
+    step = _model_and_step(name, mode)
+    rng = np.random.default_rng(0)
+    bounds = [int(b) for b in FLAGS.buckets if b]
+    batches = mixed_batches(rng, max_steps, bounds, FLAGS.mix_batches, FLAGS.batch_size)
+    seen = set()
+    for b in batches:  # trace/compile every bucket's shape first
+        steps_t = b[0]["history_item_ids"].shape[1]
+        if steps_t not in seen:
+            seen.add(steps_t)
+            for _ in range(max(FLAGS.warmup, 1)):
+                float(step(b)["loss"])
+    start = time.perf_counter()
+    for b in batches:
+        logs = step(b)
+    float(logs["loss"])
+    seconds = time.perf_counter() - start
+    mean_padded = float(np.mean([b[0]["history_item_ids"].shape[1] for b in batches]))
+    return _record(name, f"uniform 1-{max_steps}", mode, seconds / len(batches),
+                   buckets=bounds, batches=len(batches), mean_padded_length=mean_padded)
 
 
 def main(argv):
@@ -85,12 +144,16 @@ def main(argv):
         keras.mixed_precision.set_global_policy("mixed_float16")
     results = []
     for name in FLAGS.models:
-        for steps_t in (int(t) for t in FLAGS.lengths):
+        lengths = [int(t) for t in FLAGS.lengths]
+        runs = ([(t, measure) for t in lengths] if FLAGS.length_mix == "fixed"
+                else [(max(lengths), measure_mix)])
+        for steps_t, fn in runs:
             for mode in FLAGS.modes:
-                r = measure(name, steps_t, mode)
+                r = fn(name, steps_t, mode)
                 results.append(r)
-                print(f"{name:32s} T={steps_t:<4d} {mode:9s} {r['examples_per_s']:8.0f} ex/s "
-                      f"({r['median_step_s'] * 1000:.1f} ms/step)", flush=True)
+                print(f"{name:32s} T={str(r['T']):<13s} {mode:9s} xla={FLAGS.jit_compile:d} "
+                      f"{r['examples_per_s']:8.0f} ex/s ({r['median_step_s'] * 1000:.1f} ms/step)",
+                      flush=True)
     os.makedirs(os.path.dirname(FLAGS.output) or ".", exist_ok=True)
     with open(FLAGS.output, "w", encoding="utf-8") as f:
         json.dump(results, f, indent=1)

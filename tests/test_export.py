@@ -1,6 +1,8 @@
 """SavedModel export: the documented signature, reloaded with plain TF in a
 fresh process, equals the Keras model with Dice on moving statistics; rows do
 not depend on their request; the docs' REST example runs; writes are atomic.
+The export also runs through a TF1 Session (the MetaGraph path TF-Serving's
+loader takes), and the XLA export (`jit_compile=True`) equals the default one.
 
 The Keras side of every comparison runs under
 `dice_inference_statistics(model, "moving")`, with non-trivial Dice moving
@@ -17,6 +19,7 @@ import keras
 import numpy as np
 import pytest
 import tensorflow as tf
+from tensorflow.core.protobuf import saved_model_pb2
 
 from din_tf import models
 from din_tf.export import (
@@ -32,6 +35,7 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 DOCS = os.path.join(ROOT, "docs", "serving.md")
 STEPS = 6  # make_batch's padded history width
 ATOL = 1e-6
+XLA_ATOL = 1e-5  # XLA fuses and reorders float ops
 DOCUMENTED = {
     "user_id": ["int32", [None]], "item_id": ["int32", [None]],
     "category_id": ["int32", [None]], "history_item_ids": ["int32", [None, None]],
@@ -148,6 +152,66 @@ def test_docs_rest_example_runs_through_the_signature(exported):
     np.testing.assert_allclose(served, exported["expected"]["docs"], atol=ATOL)
 
 
+def _session_predict(export_dir, inputs):
+    """Predicts through `tf.compat.v1.saved_model.load` + `Session.run`: the
+    MetaGraph, restore-op path of TF-Serving's C++ loader (not the object graph
+    that `tf.saved_model.load` uses)."""
+    graph = tf.Graph()
+    with graph.as_default(), tf.compat.v1.Session(graph=graph) as session:
+        meta_graph = tf.compat.v1.saved_model.load(session, ["serve"], str(export_dir))
+        signature = meta_graph.signature_def["serving_default"]
+        assert sorted(signature.inputs) == sorted(inputs)
+        feed = {signature.inputs[k].name: v for k, v in inputs.items()}
+        return session.run(signature.outputs["probability"].name, feed)
+
+
+@pytest.mark.parametrize("key", ["dien", "din_repo"])
+def test_session_loader_restores_every_variable(exported, key):
+    # Tracking the Keras variables (not the captured tf.Variables) used to give
+    # "Could not find variable ..." here, and in TF-Serving.
+    model = exported["models"][key]
+    served = _session_predict(exported["dirs"][key],
+                              _serving_inputs(model, exported["features"]))
+    np.testing.assert_allclose(served, exported["expected"][key], atol=ATOL)
+
+
+def _xla_flags(export_dir):
+    """The `_XlaMustCompile` values of the export's functions that set it."""
+    saved_model = saved_model_pb2.SavedModel()
+    with open(os.path.join(export_dir, "saved_model.pb"), "rb") as f:
+        saved_model.ParseFromString(f.read())
+    return {f.attr["_XlaMustCompile"].b
+            for f in saved_model.meta_graphs[0].graph_def.library.function
+            if "_XlaMustCompile" in f.attr}
+
+
+@pytest.fixture(scope="module")
+def exported_xla(exported, tmp_path_factory):
+    tmp = tmp_path_factory.mktemp("export_xla")
+    return {key: export_saved_model(exported["models"][key], tmp / key / "1", jit_compile=True)
+            for key in ("dien", "din_repo")}
+
+
+@pytest.mark.parametrize("key", ["dien", "din_repo"])
+def test_xla_export_equals_the_default_export_and_keeps_rows_independent(
+        exported, exported_xla, key):
+    inputs = _serving_inputs(exported["models"][key], exported["features"])
+    assert _xla_flags(exported_xla[key]) == {True}
+    assert _xla_flags(exported["dirs"][key]) <= {False}
+    serve = tf.saved_model.load(str(exported_xla[key])).signatures["serving_default"]
+    batch = serve(**inputs)["probability"].numpy()
+    np.testing.assert_allclose(batch, exported["outputs"][key], atol=XLA_ATOL)
+    rows = np.array([serve(**{k: v[i:i + 1] for k, v in inputs.items()})["probability"][0]
+                     for i in range(len(batch))])
+    np.testing.assert_allclose(rows, batch, atol=XLA_ATOL)
+
+
+def test_xla_export_runs_through_a_session(exported, exported_xla):
+    model = exported["models"]["dien"]
+    served = _session_predict(exported_xla["dien"], _serving_inputs(model, exported["features"]))
+    np.testing.assert_allclose(served, exported["outputs"]["dien"], atol=XLA_ATOL)
+
+
 def test_keras_file_round_trip_predicts_the_same(exported, tmp_path):
     model = exported["models"]["dien"]
     path = str(tmp_path / "dien.keras")
@@ -248,6 +312,8 @@ def test_bad_arguments_are_named(tmp_path):
     model = models.DINRepoModel(30, 6, kind="din", item_dim=4, category_dim=4)
     with pytest.raises(ValueError, match=r"dice_statistics='median'.*\['batch', 'moving'\]"):
         export_saved_model(model, tmp_path / "a", dice_statistics="median")
+    with pytest.raises(ValueError, match=r"jit_compile='yes'.*True or False"):
+        export_saved_model(model, tmp_path / "a", jit_compile="yes")
     with pytest.raises(ValueError, match=r"model=Sequential.*CTRModel"):
         export_saved_model(keras.Sequential(), tmp_path / "b")
     (tmp_path / "file").write_text("x")

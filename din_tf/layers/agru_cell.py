@@ -1,5 +1,7 @@
 """AGRU: attention replaces the update gate (DIEN paper eq. 11)."""
 
+import tensorflow as tf
+
 from din_tf.api_export import din_tf_export
 from din_tf.layers.gru_cell import GRUCell
 
@@ -15,5 +17,8 @@ class AGRUCell(GRUCell):
 
     uses_attention = True
 
-    def update(self, state, candidate, update, attention):
-        return (1.0 - attention) * state + attention * candidate
+    def keep(self, update, attention):
+        return 1.0 - attention
+
+    def keep_gradients(self, d_keep, update, attention):
+        return None, -tf.reduce_sum(d_keep, axis=-1, keepdims=True)

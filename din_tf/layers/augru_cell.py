@@ -1,5 +1,7 @@
 """AUGRU: attention scales the update gate (DIEN's interest evolution cell)."""
 
+import tensorflow as tf
+
 from din_tf.api_export import din_tf_export
 from din_tf.layers._checks import check_choice
 from din_tf.layers.gru_cell import GRUCell
@@ -28,12 +30,17 @@ class AUGRUCell(GRUCell):
         super().__init__(units, **kwargs)
         self.gate = check_choice("gate", gate, AUGRU_GATES)
 
-    def update(self, state, candidate, update, attention):
+    def keep(self, update, attention):
         if self.gate == "as_coded":
-            keep = (1.0 - attention) * update
+            return (1.0 - attention) * update
+        return 1.0 - attention * (1.0 - update)
+
+    def keep_gradients(self, d_keep, update, attention):
+        if self.gate == "as_coded":
+            d_update, d_attention = d_keep * (1.0 - attention), -d_keep * update
         else:
-            keep = 1.0 - attention * (1.0 - update)
-        return keep * state + (1.0 - keep) * candidate
+            d_update, d_attention = d_keep * attention, d_keep * (update - 1.0)
+        return d_update, tf.reduce_sum(d_attention, axis=-1, keepdims=True)
 
     def get_config(self):
         config = super().get_config()

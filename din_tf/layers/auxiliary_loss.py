@@ -76,8 +76,8 @@ class AuxiliaryLoss(keras.layers.Layer):
                     f"{tuple(hidden_states.shape[:2])} to match hidden_states."
                 )
         mask = ops.cast(mask, "float32")
-        p_click = self.network(hidden_states, clicked, training=training)[..., 0]
-        p_unclick = self.network(hidden_states, unclicked, training=training)[..., 0]
+        p_click, p_unclick = self.network.click_probabilities(
+            hidden_states, clicked, unclicked, training=training)
         cells = -ops.log(p_click) * mask - ops.log(1.0 - p_unclick) * mask
         if self.reduction == "all_cells":
             return ops.mean(cells)

@@ -74,6 +74,37 @@ class AuxiliaryNetwork(keras.layers.Layer):
             x = layer(x)
         return ops.softmax(ops.cast(x, "float32"), axis=-1) + self.probability_offset
 
+    def click_probabilities(self, hidden_states, clicked, unclicked, training=None):
+        """Column 0 of `call` for the clicked and the unclicked behaviours.
+
+        When the batch norm is a fixed per-feature affine map (frozen, absent
+        or not training) the hidden-state half of the first Dense is the same
+        for both, so it is computed once and both behaviour sets go through the
+        rest of the network together; equal to two `call`s up to float
+        rounding. Otherwise (batch statistics) the network runs twice, as coded.
+        """
+        fixed_norm = self.batch_norm is None or self.frozen_batch_norm or not training
+        if not fixed_norm:
+            return (self(hidden_states, clicked, training=training)[..., 0],
+                    self(hidden_states, unclicked, training=training)[..., 0])
+        dtype = self.compute_dtype
+        width = hidden_states.shape[-1]
+        halves = []
+        for behaviours in (clicked, unclicked):
+            x = ops.concatenate([hidden_states, ops.cast(behaviours, hidden_states.dtype)], -1)
+            if self.batch_norm is not None:
+                x = self.batch_norm(x, training=training)
+            halves.append(ops.cast(x, dtype))
+        first = self.dense_layers[0]
+        kernel = ops.cast(first.kernel, dtype)
+        shared = ops.matmul(halves[0][..., :width], kernel[:width]) + ops.cast(first.bias, dtype)
+        own = ops.matmul(ops.stack([h[..., width:] for h in halves]), kernel[width:])
+        x = first.activation(own + shared)
+        for layer in self.dense_layers[1:]:
+            x = layer(x)
+        p = ops.softmax(ops.cast(x, "float32"), axis=-1) + self.probability_offset
+        return p[0, ..., 0], p[1, ..., 0]
+
     def compute_output_spec(self, hidden_states, behaviours, training=None):
         return keras.KerasTensor(tuple(hidden_states.shape[:-1]) + (2,), dtype="float32")
 

@@ -26,11 +26,13 @@ class GRUCell(keras.layers.Layer):
     With `reset_after=True` the candidate is the DIEN paper's
     `tanh(x @ Ck_x + r * (h @ Ck_h) + Cb)` (spec §3.2) instead.
 
-    Subclasses change only `update` (how the new state mixes h and c, possibly
-    with a per-step attention weight `a` [B, 1]) or scale the input
-    (`scales_input`). The sequence runner is `din_tf.layers.InterestGRU`, which
-    projects all inputs in one matmul (`project_inputs`) and then calls `step`
-    once per time step.
+    Every cell of the family mixes as `h' = k * h + (1 - k) * c`; subclasses
+    change only the keep weight `k` (`keep`, possibly from a per-step
+    attention weight `a` [B, 1]) and its derivative (`keep_gradients`), or
+    scale the input (`scales_input`). The sequence runner is
+    `din_tf.layers.InterestGRU`, which projects all inputs in one matmul
+    (`project_inputs`) and runs the recurrence with a hand-written backward
+    pass built on `keep` / `keep_gradients`.
 
     Masking: a single step has no time axis; masking is done by InterestGRU.
 
@@ -111,7 +113,18 @@ class GRUCell(keras.layers.Layer):
         return self.update(state, candidate, update, attention)
 
     def update(self, state, candidate, update, attention):
-        return update * state + (1.0 - update) * candidate
+        keep = self.keep(update, attention)
+        return keep * state + (1.0 - keep) * candidate
+
+    def keep(self, update, attention):
+        """The weight of the old state in the new one ([B, H] or [B, 1])."""
+        del attention
+        return update
+
+    def keep_gradients(self, d_keep, update, attention):
+        """Backward of `keep`: `(d_update or None, d_attention [B, 1] or None)`."""
+        del update, attention
+        return d_keep, None
 
     def call(self, inputs, states, attention=None):
         """Keras-cell style single step: returns `(h', [h'])`."""

@@ -7,6 +7,7 @@ from keras import ops
 
 from din_tf.api_export import din_tf_export
 from din_tf.layers._checks import check_choice, check_dim, check_rank
+from din_tf.layers._recurrence import gru_states
 from din_tf.layers._sequence_mask import step_mask
 from din_tf.layers.agru_cell import AGRUCell
 from din_tf.layers.aigru_cell import AIGRUCell
@@ -31,8 +32,9 @@ class InterestGRU(keras.layers.Layer):
     "gru" (`GRUCell`, the interest extractor), "aigru" (`AIGRUCell`), "agru"
     (`AGRUCell`), "augru" (`AUGRUCell`, with `augru_gate` "as_coded" or
     "paper"). All inputs are projected in one matmul before the loop; the loop
-    is a `tf.while_loop` over a fixed-size TensorArray, so the layer runs
-    eagerly, inside `tf.function` and under `jit_compile=True`.
+    is a `tf.while_loop` over fixed-size TensorArrays with a hand-written
+    backward pass (`_recurrence.gru_states`), so the layer runs eagerly,
+    inside `tf.function` and under `jit_compile=True`.
 
     Call arguments:
         inputs: [B, T, D].
@@ -109,42 +111,29 @@ class InterestGRU(keras.layers.Layer):
         attention = self._attention(attention, inputs)
 
         x = inputs * attention if cell.scales_input else inputs
-        projected = ops.transpose(cell.project_inputs(x), (1, 0, 2))  # [T, B, 3H]
-        per_step = [projected]
-        if attention is not None:
-            per_step.append(ops.transpose(attention, (1, 0, 2)))  # [T, B, 1]
+        # Time-major before projecting: transposing D columns, not 3H.
+        projected = cell.project_inputs(ops.transpose(x, (1, 0, 2)))  # [T, B, 3H]
+        step_attention = None
+        if attention is not None and not cell.scales_input:
+            step_attention = ops.transpose(attention, (1, 0, 2))  # [T, B, 1]
+        real = None
         if valid is not None:
-            per_step.append(ops.transpose(valid, (1, 0))[..., None])  # [T, B, 1]
-        kernels = cell.recurrent_kernels(dtype)
-        # TensorArray reads, not tf.gather on captured tensors: the gradient of
-        # a gather inside a while loop accumulates a dense [T, B, .] tensor per
-        # step (quadratic in T); a TensorArray's gradient is one write per step.
-        per_step = [tf.TensorArray(s.dtype, size=steps).unstack(s) for s in per_step]
-
-        def body(t, state, outputs):
-            step_inputs = [s.read(t) for s in per_step]
-            att = step_inputs[1] if attention is not None else None
-            new_state = cell.step(step_inputs[0], state, att, kernels)
-            output = new_state
-            if valid is not None:
-                real = step_inputs[-1]
-                output = ops.where(real, new_state, ops.zeros_like(new_state))
-                new_state = ops.where(real, new_state, state)
-            return t + 1, new_state, outputs.write(t, output)
-
-        batch = ops.shape(inputs)[0]
-        initial = ops.zeros((batch, self.units), dtype=dtype)
-        outputs = tf.TensorArray(dtype, size=steps, element_shape=(None, self.units))
-        _, final_state, outputs = tf.while_loop(
-            lambda t, *_: t < steps,
-            body,
-            (tf.constant(0), initial, outputs),
-            maximum_iterations=steps,
-        )
-        sequence = ops.transpose(outputs.stack(), (1, 0, 2))
+            real = ops.transpose(valid, (1, 0))[..., None]  # [T, B, 1]
+        states = gru_states(cell, projected, step_attention, real,
+                            cell.recurrent_kernels(dtype))  # [T, B, H]
+        # States carry through padded steps; outputs are zero there.
+        outputs = states if real is None else ops.where(real, states, ops.zeros_like(states))
+        sequence = ops.transpose(outputs, (1, 0, 2))
+        final_state = self._last(states, steps, ops.shape(inputs)[0])
         if self.return_sequences and self.return_state:
             return [sequence, final_state]
         return sequence if self.return_sequences else final_state
+
+    def _last(self, states, steps, batch):
+        if isinstance(steps, int):
+            return states[-1] if steps else ops.zeros((batch, self.units), states.dtype)
+        return tf.cond(steps > 0, lambda: states[-1],
+                       lambda: tf.zeros((batch, self.units), states.dtype))
 
     def _attention(self, attention, inputs):
         if not self.cell.uses_attention:

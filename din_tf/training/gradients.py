@@ -4,16 +4,41 @@ clipping exactly as TF1 computed it for the DIN repo."""
 import tensorflow as tf
 
 
+def unique_rows(ids):
+    """`tf.unique` with static shapes, so it compiles under XLA.
+
+    Returns `(unique, positions, count)` for 1-D `ids` of length n: `unique`
+    [n] holds the `count` distinct ids in ascending order followed by
+    `n - count` copies of the smallest id (a row the batch really uses, so
+    padding never names a new row), and `unique[positions[i]] == ids[i]`.
+    """
+    n = ids.shape[0] if ids.shape[0] is not None else tf.shape(ids)[0]
+    order = tf.argsort(ids, stable=True)
+    ordered = tf.gather(ids, order)
+    starts = tf.concat([tf.ones([1], tf.bool), tf.not_equal(ordered[1:], ordered[:-1])], 0)
+    ordered_positions = tf.cumsum(tf.cast(starts, tf.int32)) - 1
+    count = ordered_positions[-1] + 1
+    positions = tf.scatter_nd(order[:, None], ordered_positions, tf.shape(ids))
+    unique = tf.math.unsorted_segment_max(ordered, ordered_positions, n)
+    unique = tf.where(tf.range(n) < count, unique, ordered[0])
+    return unique, positions, count
+
+
 def merge_duplicate_rows(grad):
     """Sums the rows of an IndexedSlices that share an index.
 
     Keras 3 optimizers apply each slice separately, so repeated ids (every
     DIN/DIEN batch repeats ids) would otherwise update Adam-like moments once
-    per occurrence instead of once with the summed gradient.
+    per occurrence instead of once with the summed gradient. The result keeps
+    the static length n of the input (see `unique_rows`): one slice per
+    distinct id, then zero slices on the smallest id, which optimizers that
+    add slices (SGD, Adagrad) ignore; `LazyAdam` merges its input again.
     """
     if not isinstance(grad, tf.IndexedSlices):
         return grad
-    unique, positions = tf.unique(grad.indices)
+    if grad.indices.shape[0] == 0:
+        return grad
+    unique, positions, _ = unique_rows(grad.indices)
     values = tf.math.unsorted_segment_sum(grad.values, positions, tf.shape(unique)[0])
     return tf.IndexedSlices(values, unique, grad.dense_shape)
 

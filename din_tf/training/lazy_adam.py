@@ -4,7 +4,7 @@ import keras
 import tensorflow as tf
 
 from din_tf.api_export import din_tf_export
-from din_tf.training.gradients import merge_duplicate_rows
+from din_tf.training.gradients import unique_rows
 
 
 @din_tf_export("din_tf.training.LazyAdam")
@@ -22,13 +22,15 @@ class LazyAdam(keras.optimizers.Adam):
     moments per slice (duplicates counted separately) but the variable densely.
     """
 
+    # Sparse gradients may repeat rows: update_step merges them itself.
+    merges_duplicate_rows = True
+
     def update_step(self, gradient, variable, learning_rate):
         if not isinstance(gradient, tf.IndexedSlices):
             return super().update_step(gradient, variable, learning_rate)
-        gradient = merge_duplicate_rows(gradient)
         dtype = variable.dtype
-        rows = gradient.indices
-        g = tf.cast(gradient.values, dtype)
+        rows, g = _one_slice_per_row(gradient)
+        g = tf.cast(g, dtype)
         lr = tf.cast(learning_rate, dtype)
         step = tf.cast(self.iterations + 1, dtype)
         beta_1, beta_2 = tf.cast(self.beta_1, dtype), tf.cast(self.beta_2, dtype)
@@ -36,14 +38,35 @@ class LazyAdam(keras.optimizers.Adam):
 
         index = self._get_variable_index(variable)
         m, v = self._momentums[index], self._velocities[index]
-        m_rows = tf.gather(m.value, rows) * beta_1 + g * (1 - beta_1)
-        v_rows = tf.gather(v.value, rows) * beta_2 + tf.square(g) * (1 - beta_2)
+        m_rows = tf.gather(_resource(m), rows) * beta_1 + g * (1 - beta_1)
+        v_rows = tf.gather(_resource(v), rows) * beta_2 + tf.square(g) * (1 - beta_2)
         # The TF-backend optimizer turns IndexedSlices assignments into scatters.
         self.assign(m, tf.IndexedSlices(m_rows, rows))
         self.assign(v, tf.IndexedSlices(v_rows, rows))
         if self.amsgrad:
             v_hat = self._velocity_hats[index]
-            v_rows = tf.maximum(tf.gather(v_hat.value, rows), v_rows)
+            v_rows = tf.maximum(tf.gather(_resource(v_hat), rows), v_rows)
             self.assign(v_hat, tf.IndexedSlices(v_rows, rows))
         step_rows = alpha * m_rows / (tf.sqrt(v_rows) + self.epsilon)
-        self.assign_sub(variable, tf.IndexedSlices(step_rows, rows))
+        # Assign, not subtract: a repeated row must be written once, not twice.
+        new_rows = tf.gather(_resource(variable), rows) - step_rows
+        self.assign(variable, tf.IndexedSlices(new_rows, rows))
+
+
+def _one_slice_per_row(gradient):
+    """(rows, summed values) with every occurrence of a row carrying the same
+    value, so scatter writes that repeat a row agree (static shapes for XLA)."""
+    if gradient.indices.shape[0] == 0:
+        return gradient.indices, gradient.values
+    unique, positions, count = unique_rows(gradient.indices)
+    n = tf.shape(unique)[0]
+    values = tf.math.unsorted_segment_sum(gradient.values, positions, n)
+    # Padding slots repeat slot 0 (the smallest id): copy its row and value.
+    source = tf.where(tf.range(n) < count, tf.range(n), 0)
+    return tf.gather(unique, source), tf.gather(values, source)
+
+
+def _resource(variable):
+    """The tf.Variable behind a Keras variable: `tf.gather` on it reads only
+    the gathered rows (reading the whole table first would copy it)."""
+    return variable.value if isinstance(variable, keras.Variable) else variable

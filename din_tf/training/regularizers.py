@@ -3,6 +3,8 @@
 import numpy as np
 import tensorflow as tf
 
+from din_tf.training.gradients import unique_rows
+
 
 class MiniBatchAwareL2:
     """Mini-batch-aware L2 (DIN paper §4.1, eq. 7–8), penalising only the
@@ -31,7 +33,7 @@ class MiniBatchAwareL2:
 
     No public original code implements this, so this formula is the
     reference. The rows are gathered from the variables, so the gradient of
-    each table stays an IndexedSlices over the batch's unique rows.
+    each table stays an IndexedSlices over the batch's rows.
 
     Args:
         strength: lambda.
@@ -99,21 +101,23 @@ def _row_weights(ids, valid):
     context = tf.distribute.get_replica_context()
     replicas = context.num_replicas_in_sync if context is not None else 1
     if replicas == 1:
-        unique, positions = tf.unique(ids)
-        present = tf.math.unsorted_segment_max(
-            tf.cast(valid, tf.float32), positions, tf.shape(unique)[0])
-        return unique, present
+        unique, positions, count = unique_rows(ids)
+        n = tf.shape(unique)[0]
+        present = tf.math.unsorted_segment_max(tf.cast(valid, tf.float32), positions, n)
+        # Padding slots (see unique_rows) weigh nothing.
+        return unique, tf.where(tf.range(n) < count, present, 0.0)
     # Global batch: every replica sees all (id, valid, replica) triples and
     # charges itself (times the replica count) the rows it is the first to use.
     me = tf.cast(context.replica_id_in_sync_group, tf.int32)
     local = tf.stack([ids, tf.cast(valid, tf.int32), tf.fill(tf.shape(ids), me)], axis=1)
     everyone = tf.stop_gradient(context.all_gather(local, axis=0))
     all_ids, all_valid, source = everyone[:, 0], everyone[:, 1] > 0, everyone[:, 2]
-    unique, positions = tf.unique(all_ids)
-    count = tf.shape(unique)[0]
+    unique, positions, count = unique_rows(all_ids)
+    n = tf.shape(unique)[0]
     owner = tf.math.unsorted_segment_min(
-        tf.where(all_valid, source, replicas), positions, count)
-    return unique, tf.cast(tf.equal(owner, me), tf.float32) * float(replicas)
+        tf.where(all_valid, source, replicas), positions, n)
+    mine = tf.logical_and(tf.equal(owner, me), tf.range(n) < count)
+    return unique, tf.cast(mine, tf.float32) * float(replicas)
 
 
 def _group_by_table(lookups):

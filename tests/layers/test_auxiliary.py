@@ -102,3 +102,16 @@ def test_bad_arguments():
         AuxiliaryLoss()(HS, EMB, NEG[..., :4], mask=MASK)
     with pytest.raises(ValueError, match=r"hidden_states of .*rank-3.*\(3, 6\)"):
         AuxiliaryLoss()(HS[:, 0], EMB, NEG, mask=MASK)
+
+
+@pytest.mark.parametrize("frozen,training", [(True, True), (False, False), (False, True)])
+def test_click_probabilities_equal_two_network_calls(frozen, training):
+    rng = np.random.default_rng(7)
+    h, clicked, unclicked = (rng.normal(size=(3, 4, w)).astype("float32") for w in (6, 5, 5))
+    net = AuxiliaryNetwork(frozen_batch_norm=frozen)
+    net(h, clicked)
+    net.batch_norm.moving_mean.assign(rng.normal(size=11).astype("float32"))
+    p_click, p_unclick = net.click_probabilities(h, clicked, unclicked, training=training)
+    np.testing.assert_allclose(p_click, net(h, clicked, training=training)[..., 0], rtol=1e-6)
+    np.testing.assert_allclose(p_unclick, net(h, unclicked, training=training)[..., 0],
+                               rtol=1e-6)

@@ -192,3 +192,27 @@ def test_halve_learning_rate_each_epoch(batch):
     model.compile()
     model.fit(features, labels, epochs=3, verbose=0, callbacks=[HalveLearningRateEachEpoch()])
     np.testing.assert_allclose(model.optimizer.learning_rate, 1e-3 / 8, rtol=1e-6)
+
+
+@pytest.mark.parametrize("name,fast", [("dien_repo/DIEN", True), ("din_repo/din_dice", False)])
+def test_xla_training_matches_graph_training(name, fast, batch):
+    """jit_compile=True compiles forward and backward with XLA (the update
+    stays outside); two fit steps give the same weights as without XLA."""
+    from din_tf.training import LazyAdam, MiniBatchAwareL2
+
+    features, labels = batch
+    weights = []
+    for jit in (False, True):
+        keras.utils.set_random_seed(1)
+        model = get_model(name, **SIZES)
+        initial = model.get_weights()
+        kwargs = dict(optimizer=LazyAdam(0.01), embedding_update="rows",
+                      regularizer=MiniBatchAwareL2(0.01)) if fast else {}
+        model.compile(jit_compile=jit, **kwargs)
+        model.fit(features, labels, batch_size=16, epochs=1, verbose=0, shuffle=False)
+        assert model.jit_compile == jit
+        assert (getattr(model, "_xla_gradients", None) is not None) == jit
+        weights.append(model.get_weights())
+    for a, b in zip(*weights):
+        np.testing.assert_allclose(b, a, rtol=1e-4, atol=1e-6)
+    assert sum(not np.allclose(a, i) for a, i in zip(weights[0], initial)) > 5

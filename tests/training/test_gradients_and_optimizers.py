@@ -12,6 +12,7 @@ from din_tf.training import (
     global_norm_as_coded,
     merge_duplicate_rows,
 )
+from din_tf.training.gradients import unique_rows
 from tests.conftest import load_golden
 
 IDS = tf.constant([1, 3, 1, 1, 4])  # repeated ids, as in every DIN/DIEN batch
@@ -43,8 +44,36 @@ def test_unmerged_duplicates_break_keras_sparse_updates():
 
 def test_merge_duplicate_rows_sums_values():
     merged = merge_duplicate_rows(SPARSE)
-    np.testing.assert_array_equal(np.sort(merged.indices), [1, 3, 4])
+    # One slice per distinct id, then zero padding slices on the smallest id.
+    np.testing.assert_array_equal(merged.indices, [1, 3, 4, 1, 1])
+    np.testing.assert_allclose(merged.values[0], VALUES[0] + VALUES[2] + VALUES[3], rtol=1e-6)
+    np.testing.assert_array_equal(merged.values[3:], 0.0)
     np.testing.assert_allclose(tf.convert_to_tensor(merged), tf.convert_to_tensor(SPARSE))
+
+
+@pytest.mark.parametrize("ids", [[5, 5, 5], [2, 9, 4, 7], [0, 3, 0, 3, 0, 1], [8]])
+def test_unique_rows_agrees_with_tf_unique_and_compiles(ids):
+    ids = tf.constant(ids, tf.int32)
+    expected, expected_positions = tf.unique(ids)
+    for fn in (unique_rows, tf.function(unique_rows, jit_compile=True)):
+        unique, positions, count = fn(ids)
+        assert int(count) == len(expected)
+        np.testing.assert_array_equal(unique[:int(count)], np.sort(expected))
+        np.testing.assert_array_equal(unique[int(count):], np.min(ids))
+        np.testing.assert_array_equal(tf.gather(unique, positions), ids)
+
+
+def test_lazy_adam_under_xla_equals_eager():
+    def run(compiled):
+        var = keras.Variable(np.ones((6, 2), "float32"))
+        opt = LazyAdam(0.01, epsilon=1e-8)
+        opt.build([var])
+        step = lambda: opt.apply([merge_duplicate_rows(SPARSE)], [var])  # noqa: E731
+        step = tf.function(step, jit_compile=True) if compiled else step
+        for _ in range(3):
+            step()
+        return np.asarray(var)
+    np.testing.assert_allclose(run(True), run(False), rtol=1e-6)
 
 
 def test_lazy_adam_equals_adam_on_present_rows_and_freezes_absent_rows():

@@ -1,0 +1,137 @@
+r"""Renders the benchmark JSON files as the markdown tables of
+docs/benchmarks.md (so the docs hold exactly what the scripts measured).
+
+  python benchmarks/report.py --results=benchmarks/results > /tmp/tables.md
+
+Reads, when present: train_throughput*.json (benchmarks/train_throughput.py)
+and serving.json (benchmarks/serving.py). Ratios are to the original TF1 code
+on the same shapes and machine class (DIEN 444 ex/s, DIN 1,135 ex/s).
+"""
+
+import glob
+import json
+import os
+
+from absl import app, flags
+
+ORIGINAL = {"dien_repo/DIEN": 444.0, "dien_repo/DIN": 1135.0}
+
+
+def _load(path):
+    with open(path, encoding="utf-8") as f:
+        return json.load(f)
+
+
+def _fmt(value):
+    return f"{value:,.0f}"
+
+
+def training_tables(results_dir):
+    records = []
+    for path in sorted(glob.glob(os.path.join(results_dir, "train_throughput*.json"))):
+        records += _load(path)
+    if not records:
+        return ""
+    out = []
+    fixed = [r for r in records if isinstance(r["T"], int)]
+    plain = [r for r in fixed if not r["jit_compile"] and not r["mixed_precision"]]
+    if plain:
+        lengths = sorted({r["T"] for r in plain})
+        out.append("| model | " + " | ".join(
+            f"T={t} faithful | T={t} fast" for t in lengths) + " |")
+        out.append("| --- |" + " --- |" * (2 * len(lengths)))
+        for model in _models(plain):
+            cells = []
+            for t in lengths:
+                for mode in ("faithful", "fast"):
+                    cells.append(_cell(plain, model, t, mode))
+            out.append(f"| {model} | " + " | ".join(cells) + " |")
+        out.append("")
+    variants = [r for r in fixed if r["jit_compile"] or r["mixed_precision"]]
+    if variants:
+        out.append("| model | T | mode | XLA | mixed precision | ex/s | ms/step | × original |")
+        out.append("| --- | --- | --- | --- | --- | --- | --- | --- |")
+        for r in sorted(variants, key=lambda r: (r["model"], r["mixed_precision"],
+                                                 r["jit_compile"], r["mode"])):
+            out.append(_variant_row(r))
+        out.append("")
+    mixed = [r for r in records if not isinstance(r["T"], int)]
+    if mixed:
+        out.append("| model | lengths | buckets | mode | XLA | mean padded T | ex/s | "
+                   "× original |")
+        out.append("| --- | --- | --- | --- | --- | --- | --- | --- |")
+        for r in mixed:
+            buckets = ",".join(str(b) for b in r["buckets"]) if len(r["buckets"]) > 1 else "none"
+            out.append(f"| {r['model']} | {r['T']} | {buckets} | {r['mode']} | "
+                       f"{'yes' if r['jit_compile'] else 'no'} | {r['mean_padded_length']:.1f} | "
+                       f"{_fmt(r['examples_per_s'])} | {_ratio(r)} |")
+        out.append("")
+    return "\n".join(out)
+
+
+def _models(records):
+    seen = []
+    for r in records:
+        if r["model"] not in seen:
+            seen.append(r["model"])
+    return seen
+
+
+def _cell(records, model, t, mode):
+    for r in records:
+        if r["model"] == model and r["T"] == t and r["mode"] == mode:
+            return _fmt(r["examples_per_s"])
+    return "–"
+
+
+def _ratio(r):
+    base = ORIGINAL.get(r["model"])
+    return f"{r['examples_per_s'] / base:.2f}×" if base else ""
+
+
+def _variant_row(r):
+    return (f"| {r['model']} | {r['T']} | {r['mode']} | {'yes' if r['jit_compile'] else 'no'} | "
+            f"{'yes' if r['mixed_precision'] else 'no'} | {_fmt(r['examples_per_s'])} | "
+            f"{r['median_step_s'] * 1000:.1f} | {_ratio(r)} |")
+
+
+def serving_tables(results_dir):
+    path = os.path.join(results_dir, "serving.json")
+    if not os.path.exists(path):
+        return ""
+    data = _load(path)
+    out = ["| model | export | T | batch-1 p50 ms | batch-1 p99 ms | batch-1024 ex/s | "
+           "RSS after load / peak MB |", "| --- | --- | --- | --- | --- | --- | --- |"]
+    for r in data.get("serving", []):
+        if r.get("loader") != "saved_model" or r.get("threads") != 0:
+            continue
+        out.append(f"| {r['model']} | {'xla' if r['jit_compile'] else 'default'} | {r['T']} | "
+                   f"{r['batch1']['p50_ms']:.2f} | {r['batch1']['p99_ms']:.2f} | "
+                   f"{_fmt(r['batch']['examples_per_s'])} | "
+                   f"{r.get('rss_after_load_mb', float('nan')):.0f} / "
+                   f"{r.get('peak_rss_mb', float('nan')):.0f} |")
+    training = data.get("training", [])
+    if training:
+        out += ["", "| model | mode | B | T | peak RSS MB | ms/step |",
+                "| --- | --- | --- | --- | --- | --- |"]
+        for r in training:
+            out.append(f"| {r['model']} | {r['mode']} | {r['batch_size']} | {r['T']} | "
+                       f"{r['peak_rss_mb']:.0f} | {r['median_step_s'] * 1000:.0f} |")
+    meta = data.get("meta", {})
+    out += ["", f"Measured {meta.get('started', '?')}, load average at start "
+            f"{meta.get('load_average_start', '?')}."]
+    return "\n".join(out)
+
+
+def main(argv):
+    del argv
+    print("## Training throughput\n")
+    print(training_tables(FLAGS.results))
+    print("## Serving and memory\n")
+    print(serving_tables(FLAGS.results))
+
+
+if __name__ == "__main__":
+    FLAGS = flags.FLAGS
+    flags.DEFINE_string("results", "benchmarks/results", "Directory of benchmark JSON files.")
+    app.run(main)
