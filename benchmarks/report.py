@@ -3,9 +3,11 @@ docs/benchmarks.md (so the docs hold exactly what the scripts measured).
 
   python benchmarks/report.py --results=benchmarks/results > /tmp/tables.md
 
-Reads, when present: train_throughput*.json (benchmarks/train_throughput.py)
-and serving.json (benchmarks/serving.py). Ratios are to the original TF1 code
-on the same shapes and machine class (DIEN 444 ex/s, DIN 1,135 ex/s).
+Reads, when present: train_throughput*.json (benchmarks/train_throughput.py),
+serving.json (benchmarks/serving.py) and input_pipeline.json
+(benchmarks/input_pipeline.py). Ratios are to the original TF1 code
+on the same shapes and machine class (DIEN 444 ex/s, DIN 1,135 ex/s); on
+mixed lengths, to DeepCTR (DIEN ~750, DIN ~1,300 ex/s).
 """
 
 import glob
@@ -15,6 +17,8 @@ import os
 from absl import app, flags
 
 ORIGINAL = {"dien_repo/DIEN": 444.0, "dien_repo/DIN": 1135.0}
+# DeepCTR 0.9.4 on lengths uniform in 1..100 (issue 6).
+DEEPCTR_MIXED = {"dien_repo/DIEN": 750.0, "dien_repo/DIN": 1300.0}
 
 
 def _load(path):
@@ -58,13 +62,13 @@ def training_tables(results_dir):
     mixed = [r for r in records if not isinstance(r["T"], int)]
     if mixed:
         out.append("| model | lengths | buckets | mode | XLA | mean padded T | ex/s | "
-                   "× original |")
+                   "× DeepCTR |")
         out.append("| --- | --- | --- | --- | --- | --- | --- | --- |")
         for r in mixed:
             buckets = ",".join(str(b) for b in r["buckets"]) if len(r["buckets"]) > 1 else "none"
             out.append(f"| {r['model']} | {r['T']} | {buckets} | {r['mode']} | "
                        f"{'yes' if r['jit_compile'] else 'no'} | {r['mean_padded_length']:.1f} | "
-                       f"{_fmt(r['examples_per_s'])} | {_ratio(r)} |")
+                       f"{_fmt(r['examples_per_s'])} | {_ratio(r, DEEPCTR_MIXED)} |")
         out.append("")
     return "\n".join(out)
 
@@ -84,8 +88,8 @@ def _cell(records, model, t, mode):
     return "–"
 
 
-def _ratio(r):
-    base = ORIGINAL.get(r["model"])
+def _ratio(r, reference=ORIGINAL):
+    base = reference.get(r["model"])
     return f"{r['examples_per_s'] / base:.2f}×" if base else ""
 
 
@@ -123,12 +127,28 @@ def serving_tables(results_dir):
     return "\n".join(out)
 
 
+def input_table(results_dir):
+    path = os.path.join(results_dir, "input_pipeline.json")
+    if not os.path.exists(path):
+        return ""
+    data = _load(path)
+    out = [f"{data['num_reviews']:,} generated reviews.", "",
+           "| stage | rate |", "| --- | --- |"]
+    for r in data["stages"]:
+        rate = (f"{_fmt(r['rows_per_s'])} rows/s" if "rows_per_s" in r else
+                f"{r['batches_per_s']:.1f} batches/s = {_fmt(r['examples_per_s'])} examples/s")
+        out.append(f"| {r['stage']} | {rate} |")
+    return "\n".join(out)
+
+
 def main(argv):
     del argv
     print("## Training throughput\n")
     print(training_tables(FLAGS.results))
     print("## Serving and memory\n")
     print(serving_tables(FLAGS.results))
+    print("\n## Input pipeline\n")
+    print(input_table(FLAGS.results))
 
 
 if __name__ == "__main__":

@@ -21,9 +21,9 @@ def _original_training(name, protocol):
     return cfg
 
 
-def _paper(gru_type, use_aux_loss, protocol):
-    cfg = _original_training("dien_repo/DIEN", protocol)
-    cfg.model.options = dict(preset="paper", gru_type=gru_type, use_aux_loss=use_aux_loss)
+def _paper(name, protocol):
+    cfg = _original_training(name, protocol)
+    cfg.model.options = dict(preset="paper")
     return cfg
 
 
@@ -35,10 +35,12 @@ def _registry():
                                                  _original_training(n, p))
         # The DIEN paper's Table 4 ablations with every code-vs-paper option
         # switched to the paper (preset="paper").
-        for label, gru_type, aux in (("AIGRU", "aigru", False), ("AGRU", "agru", False),
-                                     ("AUGRU", "augru", False), ("DIEN", "augru", True)):
+        for label, name in (("AIGRU", "dien_repo/DIN-V2-gru-att-gru"),
+                            ("AGRU", "dien_repo/DIN-V2-gru-qa-attGru"),
+                            ("AUGRU", "dien_repo/DIN-V2-gru-vec-attGru"),
+                            ("DIEN", "dien_repo/DIEN")):
             experiments[f"paper/{label}@{protocol}"] = (
-                lambda g=gru_type, a=aux, p=protocol: _paper(g, a, p))
+                lambda n=name, p=protocol: _paper(n, p))
     experiments["default"] = _default
     return experiments
 

@@ -33,6 +33,12 @@ def get_model(name, n_users=None, n_items=None, n_categories=None, **kwargs):
         raise ValueError(f"Unknown model name {name!r}; expected one of "
                          f"{sorted(ORIGINAL_MODELS)}.")
     cls, fixed = ORIGINAL_MODELS[name]
+    clash = sorted(set(fixed) & set(kwargs))
+    if clash:
+        raise ValueError(
+            f"get_model({name!r}): {clash} are fixed by this original model "
+            f"({', '.join(f'{k}={fixed[k]!r}' for k in clash)}); pick the original name "
+            "with the values you want instead.")
     if cls is DINRepoModel:
         return cls(n_items, n_categories, **fixed, **kwargs)
     return cls(n_users, n_items, n_categories, **fixed, **kwargs)
