@@ -44,19 +44,9 @@ def gru_states(cell, projected, attention, valid, kernels):
         real = _unstack(valid, steps) if valid is not None else None
 
         def body(t, state, states, gates, candidates):
-            p = inputs.read(t)
             a = weights.read(t) if uses_attention else None
-            g = tf.sigmoid(p[:, : 2 * units] + tf.matmul(state, gates_h))
-            r, u = g[:, :units], g[:, units:]
-            if cell.reset_after:
-                hc = tf.matmul(state, candidate_h)
-                c = tf.tanh(p[:, 2 * units:] + r * hc)
-                stored = tf.concat([c, hc], axis=1)
-            else:
-                c = tf.tanh(p[:, 2 * units:] + tf.matmul(r * state, candidate_h))
-                stored = c
-            k = cell.keep(u, a)
-            new = k * state + (1.0 - k) * c
+            new, g, stored = cell.step_with_cache(inputs.read(t), state, a,
+                                                  (gates_h, candidate_h))
             if real is not None:
                 new = tf.where(real.read(t), new, state)
             return (t + 1, new, states.write(t, new), gates.write(t, g),

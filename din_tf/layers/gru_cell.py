@@ -101,16 +101,24 @@ class GRUCell(keras.layers.Layer):
 
     def step(self, projected, state, attention, kernels):
         """One step from a projected input [B, 3H]; returns the new state [B, H]."""
+        return self.step_with_cache(projected, state, attention, kernels)[0]
+
+    def step_with_cache(self, projected, state, attention, kernels):
+        """`step`, also returning what its backward pass needs: the gates
+        [B, 2H] and the candidate [B, H] (followed by `state @ candidate_h`
+        [B, H] when `reset_after`)."""
         h = self.units
         gates_h, candidate_h = kernels
         gates = ops.sigmoid(projected[:, : 2 * h] + ops.matmul(state, gates_h))
         reset, update = gates[:, :h], gates[:, h:]
         if self.reset_after:
-            recurrent = reset * ops.matmul(state, candidate_h)
+            recurrent = ops.matmul(state, candidate_h)
+            candidate = ops.tanh(projected[:, 2 * h:] + reset * recurrent)
+            cache = ops.concatenate([candidate, recurrent], axis=1)
         else:
-            recurrent = ops.matmul(reset * state, candidate_h)
-        candidate = ops.tanh(projected[:, 2 * h:] + recurrent)
-        return self.update(state, candidate, update, attention)
+            candidate = ops.tanh(projected[:, 2 * h:] + ops.matmul(reset * state, candidate_h))
+            cache = candidate
+        return self.update(state, candidate, update, attention), gates, cache
 
     def update(self, state, candidate, update, attention):
         keep = self.keep(update, attention)

@@ -22,7 +22,7 @@ DIN_REPO_FAMILY = {
     "attention_softmax": (True, False),      # §8.1.5: paper drops the softmax
 }
 
-# family -> (its code preset, options table); "paper" is the second column.
+# family -> its options table: column 0 is the family's code, column 1 the paper.
 FAMILIES = {"dien_repo": DIEN_REPO_FAMILY, "din_repo": DIN_REPO_FAMILY}
 
 
