@@ -78,28 +78,30 @@ class AuxiliaryNetwork(keras.layers.Layer):
         """Column 0 of `call` for the clicked and the unclicked behaviours.
 
         When the batch norm is a fixed per-feature affine map (frozen, absent
-        or not training) the hidden-state half of the first Dense is the same
-        for both, so it is computed once and both behaviour sets go through the
-        rest of the network together; equal to two `call`s up to float
-        rounding. Otherwise (batch statistics) the network runs twice, as coded.
+        or not training) it is folded into the first Dense's kernel and bias,
+        and the hidden-state half of that Dense, the same for both behaviour
+        sets, is computed once: no [.., H + E] concatenations, one matmul per
+        half; equal to two `call`s up to float rounding. Otherwise (batch
+        statistics) the network runs twice, as coded.
         """
-        fixed_norm = self.batch_norm is None or self.frozen_batch_norm or not training
-        if not fixed_norm:
+        affine = None
+        if self.batch_norm is not None and (self.frozen_batch_norm or not training):
+            affine = self.batch_norm.inference_affine()
+        if self.batch_norm is not None and affine is None:
             return (self(hidden_states, clicked, training=training)[..., 0],
                     self(hidden_states, unclicked, training=training)[..., 0])
         dtype = self.compute_dtype
-        width = hidden_states.shape[-1]
-        halves = []
-        for behaviours in (clicked, unclicked):
-            x = ops.concatenate([hidden_states, ops.cast(behaviours, hidden_states.dtype)], -1)
-            if self.batch_norm is not None:
-                x = self.batch_norm(x, training=training)
-            halves.append(ops.cast(x, dtype))
         first = self.dense_layers[0]
-        kernel = ops.cast(first.kernel, dtype)
-        shared = ops.matmul(halves[0][..., :width], kernel[:width]) + ops.cast(first.bias, dtype)
-        own = ops.matmul(ops.stack([h[..., width:] for h in halves]), kernel[width:])
-        x = first.activation(own + shared)
+        kernel, bias = first.kernel, first.bias
+        if affine is not None:
+            scale, shift = affine
+            bias = bias + ops.matmul(shift[None, :], kernel)[0]
+            kernel = kernel * scale[:, None]
+        kernel, bias = ops.cast(kernel, dtype), ops.cast(bias, dtype)
+        width = hidden_states.shape[-1]
+        shared = ops.matmul(ops.cast(hidden_states, dtype), kernel[:width]) + bias
+        behaviours = ops.cast(ops.stack([clicked, unclicked]), dtype)
+        x = first.activation(ops.matmul(behaviours, kernel[width:]) + shared)
         for layer in self.dense_layers[1:]:
             x = layer(x)
         p = ops.softmax(ops.cast(x, "float32"), axis=-1) + self.probability_offset

@@ -43,6 +43,25 @@ class FrozenBatchNorm(keras.layers.BatchNormalization):
             training = False
         return super().call(inputs, training=training, mask=mask)
 
+    def inference_affine(self):
+        """`(scale, shift)` with `call(x) == x * scale + shift` whenever the
+        layer normalises with its moving statistics (frozen, or not
+        training), computed as Keras computes it; None unless the normalised
+        axis is the last one (a per-feature map)."""
+        if self.axis not in (-1, self._rank - 1):
+            return None
+        scale = keras.ops.rsqrt(self.moving_variance + self.epsilon)
+        if self.scale:
+            scale = scale * self.gamma
+        shift = -self.moving_mean * scale
+        if self.center:
+            shift = shift + self.beta
+        return scale, shift
+
+    def build(self, input_shape):
+        super().build(input_shape)
+        self._rank = len(input_shape)
+
     def get_config(self):
         config = super().get_config()
         config["frozen"] = self.frozen

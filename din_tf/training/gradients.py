@@ -24,21 +24,28 @@ def unique_rows(ids):
     return unique, positions, count
 
 
-def merge_duplicate_rows(grad):
+def merge_duplicate_rows(grad, static_shape=False):
     """Sums the rows of an IndexedSlices that share an index.
 
     Keras 3 optimizers apply each slice separately, so repeated ids (every
     DIN/DIEN batch repeats ids) would otherwise update Adam-like moments once
-    per occurrence instead of once with the summed gradient. The result keeps
-    the static length n of the input (see `unique_rows`): one slice per
-    distinct id, then zero slices on the smallest id, which optimizers that
-    add slices (SGD, Adagrad) ignore; `LazyAdam` merges its input again.
+    per occurrence instead of once with the summed gradient.
+
+    By default the result has one slice per distinct id, in first-seen order
+    (`tf.unique`: a hash, linear in the rows; its length depends on the data,
+    so XLA cannot compile it). `static_shape=True` keeps the static length n
+    of the input instead (see `unique_rows`: a sort, compiles under XLA): one
+    slice per distinct id in ascending order, then zero slices on the smallest
+    id, which optimizers that add slices (SGD, Adagrad) ignore.
     """
     if not isinstance(grad, tf.IndexedSlices):
         return grad
     if grad.indices.shape[0] == 0:
         return grad
-    unique, positions, _ = unique_rows(grad.indices)
+    if static_shape:
+        unique, positions, _ = unique_rows(grad.indices)
+    else:
+        unique, positions = tf.unique(grad.indices)
     values = tf.math.unsorted_segment_sum(grad.values, positions, tf.shape(unique)[0])
     return tf.IndexedSlices(values, unique, grad.dense_shape)
 

@@ -20,16 +20,39 @@ class LazyAdam(keras.optimizers.Adam):
     batch's rows instead of the table size. Duplicate ids are merged before
     the update. Keras' own Adam on IndexedSlices is neither: it updates the
     moments per slice (duplicates counted separately) but the variable densely.
+
+    Args:
+        static_shapes: False (default) merges duplicates with `tf.unique`, a
+            hash linear in the rows that updates each distinct row once; its
+            shapes depend on the data, so XLA cannot compile it (`CTRModel`
+            keeps the update outside XLA). True merges with a sort into
+            static shapes (`training.gradients.unique_rows`), so the update
+            compiles under XLA; every occurrence of a row then carries the
+            merged value and is written identically. Both give the same
+            result; on DIEN's Books-size batch (25.7k item and category ids)
+            the hash merge was ~3x faster.
+        **kwargs: `keras.optimizers.Adam` arguments.
     """
 
     # Sparse gradients may repeat rows: update_step merges them itself.
     merges_duplicate_rows = True
 
+    def __init__(self, learning_rate=0.001, static_shapes=False, **kwargs):
+        super().__init__(learning_rate=learning_rate, **kwargs)
+        if not isinstance(static_shapes, bool):
+            raise ValueError(f"LazyAdam: static_shapes={static_shapes!r}; expected True or "
+                             "False.")
+        self.static_shapes = static_shapes
+
+    def get_config(self):
+        return {**super().get_config(), "static_shapes": self.static_shapes}
+
     def update_step(self, gradient, variable, learning_rate):
         if not isinstance(gradient, tf.IndexedSlices):
             return super().update_step(gradient, variable, learning_rate)
         dtype = variable.dtype
-        rows, g = _one_slice_per_row(gradient)
+        rows, g = (_one_slice_per_row(gradient) if self.static_shapes
+                   else _distinct_rows(gradient))
         g = tf.cast(g, dtype)
         lr = tf.cast(learning_rate, dtype)
         step = tf.cast(self.iterations + 1, dtype)
@@ -48,9 +71,16 @@ class LazyAdam(keras.optimizers.Adam):
             v_rows = tf.maximum(tf.gather(_resource(v_hat), rows), v_rows)
             self.assign(v_hat, tf.IndexedSlices(v_rows, rows))
         step_rows = alpha * m_rows / (tf.sqrt(v_rows) + self.epsilon)
-        # Assign, not subtract: a repeated row must be written once, not twice.
+        # Assign, not subtract: under static_shapes a row may repeat and
+        # must be written once, not twice.
         new_rows = tf.gather(_resource(variable), rows) - step_rows
         self.assign(variable, tf.IndexedSlices(new_rows, rows))
+
+
+def _distinct_rows(gradient):
+    """(distinct rows, summed values): one slice per row, dynamic length."""
+    rows, positions = tf.unique(gradient.indices)
+    return rows, tf.math.unsorted_segment_sum(gradient.values, positions, tf.shape(rows)[0])
 
 
 def _one_slice_per_row(gradient):

@@ -111,7 +111,10 @@ def test_click_probabilities_equal_two_network_calls(frozen, training):
     h, clicked, unclicked = (rng.normal(size=(3, 4, w)).astype("float32") for w in (6, 5, 5))
     net = AuxiliaryNetwork(frozen_batch_norm=frozen)
     net(h, clicked)
-    net.batch_norm.moving_mean.assign(rng.normal(size=11).astype("float32"))
+    bn = net.batch_norm  # every statistic and weight away from identity
+    for weight in (bn.moving_mean, bn.gamma, bn.beta):
+        weight.assign(rng.normal(size=11).astype("float32"))
+    bn.moving_variance.assign(rng.uniform(0.5, 2.0, size=11).astype("float32"))
     p_click, p_unclick = net.click_probabilities(h, clicked, unclicked, training=training)
     np.testing.assert_allclose(p_click, net(h, clicked, training=training)[..., 0], rtol=1e-6)
     np.testing.assert_allclose(p_unclick, net(h, unclicked, training=training)[..., 0],
@@ -135,3 +138,13 @@ def test_click_probabilities_with_batch_statistics_run_the_network_twice_as_code
     np.testing.assert_allclose(shared.batch_norm.moving_mean, reference.batch_norm.moving_mean,
                                rtol=1e-6)
     assert not np.allclose(shared.batch_norm.moving_mean, 0.0)  # both passes updated it
+
+
+def test_click_probabilities_without_batch_norm_equal_two_network_calls():
+    rng = np.random.default_rng(9)
+    h, clicked, unclicked = (rng.normal(size=(3, 4, w)).astype("float32") for w in (6, 5, 5))
+    net = AuxiliaryNetwork(use_batch_norm=False)
+    net(h, clicked)
+    p_click, p_unclick = net.click_probabilities(h, clicked, unclicked, training=True)
+    np.testing.assert_allclose(p_click, net(h, clicked)[..., 0], rtol=1e-6)
+    np.testing.assert_allclose(p_unclick, net(h, unclicked)[..., 0], rtol=1e-6)

@@ -52,3 +52,26 @@ def test_layer_harness(frozen, tmp_path):
 def test_bad_frozen_value():
     with pytest.raises(ValueError, match=r"frozen='yes'; expected True or False"):
         FrozenBatchNorm(frozen="yes")
+
+
+@pytest.mark.parametrize("kwargs", [{}, dict(center=False), dict(scale=False)])
+def test_inference_affine_is_the_layer_as_scale_and_shift(kwargs):
+    rng = np.random.default_rng(4)
+    layer = FrozenBatchNorm(**kwargs)
+    layer(X)
+    for weight in layer.weights:
+        weight.assign(rng.uniform(0.5, 2.0, size=4).astype("float32"))
+    scale, shift = layer.inference_affine()
+    np.testing.assert_allclose(X * np.asarray(scale) + np.asarray(shift), layer(X), rtol=1e-5,
+                               atol=1e-6)
+    # Hand-computed for the default layer: gamma / sqrt(var + 1e-3), beta - mean * scale.
+    if not kwargs:
+        gamma, beta, mean, var = (np.asarray(w) for w in layer.weights)
+        np.testing.assert_allclose(scale, gamma / np.sqrt(var + 1e-3), rtol=1e-6)
+        np.testing.assert_allclose(shift, beta - mean * gamma / np.sqrt(var + 1e-3), rtol=1e-6)
+
+
+def test_inference_affine_needs_the_last_axis():
+    layer = FrozenBatchNorm(axis=1)
+    layer(np.zeros((2, 4, 3), "float32"))
+    assert layer.inference_affine() is None

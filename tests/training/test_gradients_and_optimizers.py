@@ -27,11 +27,12 @@ def _apply(optimizer, grads, steps=3):
     return np.asarray(var)
 
 
+@pytest.mark.parametrize("static_shape", [False, True])
 @pytest.mark.parametrize("make", [lambda: keras.optimizers.Adagrad(0.1),
                                   lambda: keras.optimizers.SGD(0.1)])
-def test_merged_sparse_updates_equal_dense_updates(make):
+def test_merged_sparse_updates_equal_dense_updates(make, static_shape):
     dense = _apply(make(), tf.convert_to_tensor(SPARSE))
-    merged = _apply(make(), merge_duplicate_rows(SPARSE))
+    merged = _apply(make(), merge_duplicate_rows(SPARSE, static_shape=static_shape))
     np.testing.assert_allclose(merged, dense, rtol=1e-6)
 
 
@@ -44,6 +45,15 @@ def test_unmerged_duplicates_break_keras_sparse_updates():
 
 def test_merge_duplicate_rows_sums_values():
     merged = merge_duplicate_rows(SPARSE)
+    # One slice per distinct id, in first-seen order.
+    np.testing.assert_array_equal(merged.indices, [1, 3, 4])
+    np.testing.assert_allclose(merged.values[0], VALUES[0] + VALUES[2] + VALUES[3], rtol=1e-6)
+    np.testing.assert_allclose(merged.values[1:], tf.gather(VALUES, [1, 4]))
+
+
+def test_merge_duplicate_rows_static_shape_pads_with_zero_slices():
+    merged = tf.function(lambda g: merge_duplicate_rows(g, static_shape=True),
+                         jit_compile=True)(SPARSE)
     # One slice per distinct id, then zero padding slices on the smallest id.
     np.testing.assert_array_equal(merged.indices, [1, 3, 4, 1, 1])
     np.testing.assert_allclose(merged.values[0], VALUES[0] + VALUES[2] + VALUES[3], rtol=1e-6)
@@ -63,17 +73,35 @@ def test_unique_rows_agrees_with_tf_unique_and_compiles(ids):
         np.testing.assert_array_equal(tf.gather(unique, positions), ids)
 
 
-def test_lazy_adam_under_xla_equals_eager():
-    def run(compiled):
+@pytest.mark.parametrize("premerged", [False, True])
+def test_lazy_adam_merges_alike_hashed_sorted_and_under_xla(premerged):
+    """The hash merge (default), the static-shape merge, and the latter
+    XLA-compiled give one result, with or without merging beforehand."""
+    grads = merge_duplicate_rows(SPARSE) if premerged else SPARSE
+
+    def run(static_shapes, compiled):
         var = keras.Variable(np.ones((6, 2), "float32"))
-        opt = LazyAdam(0.01, epsilon=1e-8)
+        opt = LazyAdam(0.01, epsilon=1e-8, static_shapes=static_shapes)
         opt.build([var])
-        step = lambda: opt.apply([merge_duplicate_rows(SPARSE)], [var])  # noqa: E731
+        step = lambda: opt.apply([grads], [var])  # noqa: E731
         step = tf.function(step, jit_compile=True) if compiled else step
         for _ in range(3):
             step()
         return np.asarray(var)
-    np.testing.assert_allclose(run(True), run(False), rtol=1e-6)
+    hashed = run(False, False)
+    np.testing.assert_allclose(run(True, False), hashed, rtol=1e-6)
+    np.testing.assert_allclose(run(True, True), hashed, rtol=1e-6)
+    # Not merging at all would update row 1 three times per step.
+    unmerged = _apply(keras.optimizers.Adam(0.01, epsilon=1e-8), SPARSE)
+    assert not np.allclose(hashed, unmerged, rtol=1e-4)
+
+
+def test_lazy_adam_config_round_trip_and_bad_option():
+    opt = LazyAdam(0.02, static_shapes=True)
+    again = LazyAdam.from_config(opt.get_config())
+    assert again.static_shapes is True and np.isclose(float(again.learning_rate), 0.02)
+    with pytest.raises(ValueError, match="static_shapes='yes'"):
+        LazyAdam(static_shapes="yes")
 
 
 def test_lazy_adam_equals_adam_on_present_rows_and_freezes_absent_rows():
