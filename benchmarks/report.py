@@ -4,8 +4,8 @@ docs/benchmarks.md (so the docs hold exactly what the scripts measured).
   python benchmarks/report.py --results=benchmarks/results > /tmp/tables.md
 
 Reads, when present: train_throughput*.json (benchmarks/train_throughput.py),
-serving.json (benchmarks/serving.py) and input_pipeline.json
-(benchmarks/input_pipeline.py). Ratios are to the original TF1 code
+serving.json (benchmarks/serving.py), input_pipeline.json
+(benchmarks/input_pipeline.py) and roofline.json (benchmarks/roofline.py). Ratios are to the original TF1 code
 on the same shapes and machine class (DIEN 444 ex/s, DIN 1,135 ex/s); on
 mixed lengths, to DeepCTR (DIEN ~750, DIN ~1,300 ex/s).
 """
@@ -141,9 +141,33 @@ def input_table(results_dir):
     return "\n".join(out)
 
 
+def roofline_table(results_dir):
+    path = os.path.join(results_dir, "roofline.json")
+    if not os.path.exists(path):
+        return ""
+    data = _load(path)
+    out = [f"B={data['batch_size']}, T={data['T']}; a 2048³ float32 matmul: "
+           f"{data['peak_2048_gflops']:.1f} GFLOP/s.", "",
+           "| model | part | matmul ms/step | GFLOP/s |", "| --- | --- | --- | --- |"]
+    for model, r in data["models"].items():
+        for part, v in r["parts"].items():
+            out.append(f"| {model} | {part} | {v['seconds'] * 1e3:.1f} | {v['gflops']:.1f} |")
+        out.append(f"| {model} | **all matmuls** | **{r['matmul_floor_step_s'] * 1e3:.1f}** | |")
+    out += ["", "| model | MFLOP/example (here / as coded) | ceiling at the matmul floor | "
+            "ceiling at the 2048³ rate |", "| --- | --- | --- | --- |"]
+    for model, r in data["models"].items():
+        out.append(f"| {model} | {r['flop_per_example'] / 1e6:.1f} / "
+                   f"{r['flop_per_example_as_coded'] / 1e6:.1f} | "
+                   f"{_fmt(r['ceiling_at_floor_examples_per_s'])} ex/s | "
+                   f"{_fmt(r['ceiling_at_2048_rate_examples_per_s'])} ex/s |")
+    return "\n".join(out)
+
+
 def main(argv):
     del argv
-    print("## Training throughput\n")
+    print("## Roofline\n")
+    print(roofline_table(FLAGS.results))
+    print("\n## Training throughput\n")
     print(training_tables(FLAGS.results))
     print("## Serving and memory\n")
     print(serving_tables(FLAGS.results))

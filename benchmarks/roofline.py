@@ -29,12 +29,6 @@ import time
 import numpy as np
 from absl import app, flags
 
-FLAGS = flags.FLAGS
-flags.DEFINE_integer("batch_size", 128, "Rows per step.")
-flags.DEFINE_integer("steps", 100, "History length T.")
-flags.DEFINE_integer("repeats", 7, "Timed repeats per shape (median).")
-flags.DEFINE_string("output", "benchmarks/results/roofline.json", "JSON output.")
-
 EMBEDDING, UNITS = 36, 36      # item + category embedding (18 + 18); GRU width
 ATTENTION, AUXILIARY = (80, 40), (100, 50)
 
@@ -125,18 +119,18 @@ def time_matmul(m, k, n, repeats):
     return statistics.median(times)
 
 
-def main(argv):
-    del argv
-    b, t = FLAGS.batch_size, FLAGS.steps
+def measure(batch_size=128, steps=100, repeats=7, log=print):
+    """The roofline report (a dict, see the module docstring); prints as it goes."""
+    b, t = batch_size, steps
     peak_s = time_matmul(2048, 2048, 2048, 3)
     peak = 2 * 2048 ** 3 / peak_s
-    print(f"2048^3 matmul: {peak / 1e9:.1f} GFLOP/s")
+    log(f"2048^3 matmul: {peak / 1e9:.1f} GFLOP/s")
     cache, report = {}, {"batch_size": b, "T": t, "peak_2048_gflops": peak / 1e9, "models": {}}
     for model in ("DIEN", "DIN"):
         parts, total_macs, total_s = {}, 0, 0.0
         for m, k, n, count, part in step_matmuls(model, b, t):
             if (m, k, n) not in cache:
-                cache[(m, k, n)] = time_matmul(m, k, n, FLAGS.repeats)
+                cache[(m, k, n)] = time_matmul(m, k, n, repeats)
             seconds, macs = cache[(m, k, n)] * count, m * k * n * count
             entry = parts.setdefault(part, {"macs": 0, "seconds": 0.0})
             entry["macs"] += macs
@@ -155,17 +149,31 @@ def main(argv):
                       for p, v in parts.items()},
         }
         report["models"][model] = result
-        print(f"\n{model}: {per_example / 1e6:.1f} MFLOP/example as implemented "
-              f"({coded / 1e6:.1f} as coded by the originals)")
-        print(f"  matmul floor {total_s * 1e3:.1f} ms/step -> ceiling "
-              f"{b / total_s:,.0f} ex/s; at the 2048^3 rate {peak / per_example:,.0f} ex/s")
+        log(f"\n{model}: {per_example / 1e6:.1f} MFLOP/example as implemented "
+            f"({coded / 1e6:.1f} as coded by the originals)")
+        log(f"  matmul floor {total_s * 1e3:.1f} ms/step -> ceiling "
+            f"{b / total_s:,.0f} ex/s; at the 2048^3 rate {peak / per_example:,.0f} ex/s")
         for part, v in result["parts"].items():
-            print(f"  {part:12s} {v['seconds'] * 1e3:7.2f} ms  {v['gflops']:6.1f} GFLOP/s")
-    os.makedirs(os.path.dirname(FLAGS.output) or ".", exist_ok=True)
-    with open(FLAGS.output, "w") as f:
+            log(f"  {part:12s} {v['seconds'] * 1e3:7.2f} ms  {v['gflops']:6.1f} GFLOP/s")
+    return report
+
+
+def write(report, path):
+    os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
+    with open(path, "w") as f:
         json.dump(report, f, indent=1)
+
+
+def main(argv):
+    del argv
+    write(measure(FLAGS.batch_size, FLAGS.steps, FLAGS.repeats), FLAGS.output)
     print(f"\nwrote {FLAGS.output}")
 
 
 if __name__ == "__main__":
+    FLAGS = flags.FLAGS
+    flags.DEFINE_integer("batch_size", 128, "Rows per step.")
+    flags.DEFINE_integer("steps", 100, "History length T.")
+    flags.DEFINE_integer("repeats", 7, "Timed repeats per shape (median).")
+    flags.DEFINE_string("output", "benchmarks/results/roofline.json", "JSON output.")
     app.run(main)

@@ -8,6 +8,8 @@ import sys
 import tempfile
 
 import keras
+import numpy as np
+import tensorflow as tf
 from absl import logging
 
 from din_tf import models, training
@@ -41,12 +43,15 @@ def run(cfg, model_dir, mode="train_and_eval", export=True):
         _compile(model, cfg, data)
     train_ds, test_ds = inputs.datasets(data, cfg.data, model.uses_aux_loss, cfg.runtime.seed)
     results = {}
+    last_epoch = None  # the final epoch's test results, when this process trained it
     if mode in ("train", "train_and_eval"):
-        _train(model, cfg, model_dir, train_ds, test_ds, data, evaluate=mode != "train")
+        last_epoch = _train(model, cfg, model_dir, train_ds, test_ds, data,
+                            evaluate=mode != "train")
     else:
         _restore(model, model_dir)
     if mode in ("eval", "train_and_eval"):
-        results = _evaluate(model, test_ds, data)
+        # The final weights were just scored after the last epoch: not again.
+        results = dict(last_epoch) if last_epoch is not None else _evaluate(model, test_ds, data)
         _write_json(os.path.join(model_dir, "eval.json"), results)
         print(_summary(cfg, results))
     if mode == "export" or (mode == "train_and_eval" and export):
@@ -137,10 +142,12 @@ class EpochEvaluation(keras.callbacks.Callback):
         super().__init__()
         self.test_ds, self.data, self.model_dir = test_ds, data, model_dir
         self.history = _read_history(model_dir)
+        self.last_results = None
 
     def on_epoch_end(self, epoch, logs=None):
         logs = logs if logs is not None else {}
-        for key, value in _evaluate(self.model, self.test_ds, self.data).items():
+        self.last_results = _evaluate(self.model, self.test_ds, self.data)
+        for key, value in self.last_results.items():
             logs[f"test_{key}"] = value
         row = {"epoch": epoch + 1, **{k: float(v) for k, v in logs.items()}}
         self.history = [h for h in self.history if h["epoch"] < row["epoch"]] + [row]
@@ -152,6 +159,8 @@ class EpochEvaluation(keras.callbacks.Callback):
 
 
 def _train(model, cfg, model_dir, train_ds, test_ds, data, evaluate):
+    """Trains (resuming) to cfg.trainer.epochs; returns the final epoch's test
+    results when `evaluate` and this call trained that epoch, else None."""
     state_path = os.path.join(model_dir, "state.json")
     epochs = cfg.trainer.epochs
     if os.path.exists(state_path):
@@ -160,7 +169,7 @@ def _train(model, cfg, model_dir, train_ds, test_ds, data, evaluate):
         if done >= epochs:
             logging.info("model_dir already holds %d trained epochs; skipping training", done)
             _restore(model, model_dir)
-            return
+            return None
     callbacks = [
         keras.callbacks.BackupAndRestore(os.path.join(model_dir, "backup")),
         keras.callbacks.ModelCheckpoint(
@@ -170,14 +179,16 @@ def _train(model, cfg, model_dir, train_ds, test_ds, data, evaluate):
     ]
     if cfg.trainer.halve_lr_each_epoch:
         callbacks.append(training.HalveLearningRateEachEpoch())
-    if evaluate:
-        callbacks.append(EpochEvaluation(test_ds, data, model_dir))
+    epoch_evaluation = EpochEvaluation(test_ds, data, model_dir) if evaluate else None
+    if epoch_evaluation is not None:
+        callbacks.append(epoch_evaluation)
     os.makedirs(os.path.join(model_dir, "checkpoints"), exist_ok=True)
     model.fit(train_ds, epochs=epochs, steps_per_epoch=cfg.trainer.steps_per_epoch,
               callbacks=callbacks, verbose=1 if sys.stdout.isatty() else 2,
               shuffle=False)  # the dataset shuffles itself (data.shuffle)
     model.save_weights(os.path.join(model_dir, "final.weights.h5"))
     _write_json(state_path, {"completed_epochs": epochs})
+    return epoch_evaluation.last_results if epoch_evaluation is not None else None
 
 
 def _restore(model, model_dir):
@@ -194,10 +205,29 @@ def _restore(model, model_dir):
 
 
 def _evaluate(model, test_ds, data):
-    losses = model.evaluate(test_ds, verbose=0, return_dict=True)
-    probabilities = model.predict(test_ds, verbose=0)
-    scores = evaluation.score(data.test.label, probabilities, data.test_groups)
-    return {**{k: float(v) for k, v in losses.items()}, **scores}
+    """One pass over the test set: the model's losses (averaged over batches,
+    as `model.evaluate` reports them) and the offline metrics of its
+    probabilities (`evaluation.score`)."""
+    step = getattr(model, "_runner_test_step", None)
+    if step is None:
+        def test_step(x, y):
+            outputs, losses = model.compute_losses(x, y, training=False)
+            return losses, outputs["probability"]
+        step = tf.function(test_step, jit_compile=bool(model.jit_compile),
+                           reduce_retracing=True)
+        model._runner_test_step = step
+    totals, batches, probabilities = {}, 0, []
+    for batch in test_ds:
+        x, y, _ = keras.utils.unpack_x_y_sample_weight(batch)
+        losses, probability = step(x, y)
+        for key, value in losses.items():
+            totals[key] = totals.get(key, 0.0) + float(value)
+        batches += 1
+        probabilities.append(np.asarray(probability).reshape(-1))
+    if not batches:
+        raise RunnerError("the test set is empty; nothing to evaluate.")
+    scores = evaluation.score(data.test.label, np.concatenate(probabilities), data.test_groups)
+    return {**{k: v / batches for k, v in totals.items()}, **scores}
 
 
 def _summary(cfg, results):

@@ -147,3 +147,39 @@ def test_xla_and_mixed_precision_runs_train_evaluate_and_export(processed_dir, t
     results = runner.run(cfg, str(tmp_path / "run"), "train_and_eval", export=True)
     assert np.isfinite(results["loss"]) and 0.0 < results["auc"] < 1.0
     assert os.path.exists(os.path.join(results["export_dir"], "saved_model.pb"))
+
+
+def test_evaluation_is_one_pass_equal_to_keras_evaluate_and_predict(processed_dir, tmp_path):
+    """`_evaluate` gives Keras' evaluate losses and predict-based metrics; the
+    final results of train_and_eval reuse the last epoch's evaluation, equal
+    to a fresh --mode=eval of the saved weights."""
+    from din_tf import models
+    from experiments import evaluation, inputs
+
+    cfg = _tiny(processed_dir, model="dien_repo/DIEN")
+    model_dir = str(tmp_path / "run")
+    results = runner.run(cfg, model_dir, "train_and_eval", export=False)
+    last = json.load(open(os.path.join(model_dir, "metrics.json")))[-1]
+    assert results == {k[len("test_"):]: v for k, v in last.items() if k.startswith("test_")}
+    again = runner.run(cfg, model_dir, "eval", export=False)
+    assert again.keys() == results.keys()
+    for key in results:
+        np.testing.assert_allclose(again[key], results[key], rtol=1e-5, err_msg=key)
+
+    data = inputs.load(cfg.data, str(tmp_path / "prepared"))
+    model = models.get_model(cfg.model.name, n_users=data.n_users, n_items=data.n_items,
+                             n_categories=data.n_categories)
+    model.compile()
+    model.load_weights(os.path.join(model_dir, "final.weights.h5"))
+    _, test_ds = inputs.datasets(data, cfg.data, model.uses_aux_loss, cfg.runtime.seed)
+    one_pass = runner._evaluate(model, test_ds, data)
+    keras_losses = model.evaluate(test_ds, verbose=0, return_dict=True)
+    scores = evaluation.score(data.test.label, model.predict(test_ds, verbose=0),
+                              data.test_groups)
+    assert one_pass.keys() == {**keras_losses, **scores}.keys()
+    # Keras averages the batch losses in float32, the runner in float64.
+    for key, value in keras_losses.items():
+        np.testing.assert_allclose(one_pass[key], value, rtol=1e-4, err_msg=key)
+    for key, value in scores.items():
+        np.testing.assert_allclose(one_pass[key], value, rtol=1e-6, err_msg=key)
+    np.testing.assert_allclose(one_pass["auc"], results["auc"], rtol=1e-5)
