@@ -218,14 +218,19 @@ class CTRModel(keras.Model):
         return [process(g) for g in grads], variables
 
     def _clip(self, grads):
+        # The gradients are of the optimizer's scaled loss (a loss-scale
+        # optimizer under mixed precision, or `loss_scale_factor`): clip at
+        # the scaled threshold, i.e. the true gradient at gradient_clip_norm.
+        clip_norm = self.gradient_clip_norm * tf.cast(
+            self.optimizer.scale_loss(tf.constant(1.0)), tf.float32)
         context = tf.distribute.get_replica_context()
         if context is None or context.num_replicas_in_sync == 1:
-            return clip_by_global_norm_as_coded(grads, self.gradient_clip_norm)[0]
+            return clip_by_global_norm_as_coded(grads, clip_norm)[0]
         # Each replica holds a share of the global gradient: clip all shares by
         # one scale from the global norm, so the optimizer's sum is clipped as
         # the one-device gradient would be.
         norm = _global_norm_across_replicas(grads, context)
-        return tf.clip_by_global_norm(grads, self.gradient_clip_norm, use_norm=norm)[0]
+        return tf.clip_by_global_norm(grads, clip_norm, use_norm=norm)[0]
 
     def _update_metrics(self, losses, y, outputs):
         for name, tracker in self._trackers.items():

@@ -185,6 +185,23 @@ def test_default_optimizers_are_the_originals():
                                [1.0, 1.0, 0.1])
 
 
+@pytest.mark.parametrize("scaled", [False, True])
+def test_clipping_applies_to_the_true_gradient_under_loss_scaling(scaled):
+    """Mixed precision differentiates the scaled loss; clipping must act on
+    the unscaled gradient (TF1 clipped the true one) and keep the scale."""
+    model = models.DNN(9, 30, 6)
+    optimizer = keras.optimizers.SGD(1.0)
+    if scaled:
+        optimizer = keras.optimizers.LossScaleOptimizer(optimizer, initial_scale=1024.0)
+    model.compile(optimizer=optimizer, gradient_clip_norm=0.5)
+    scale = 1024.0 if scaled else 1.0
+    true = tf.constant([[3.0, 4.0]])  # norm 5: clipped to 0.5 -> [0.3, 0.4]
+    clipped = model._clip([true * scale])[0]
+    np.testing.assert_allclose(clipped, np.array([[0.3, 0.4]]) * scale, rtol=1e-6)
+    small = tf.constant([[0.03, 0.04]])  # below the threshold: unchanged
+    np.testing.assert_allclose(model._clip([small * scale])[0], small * scale, rtol=1e-6)
+
+
 def test_halve_learning_rate_each_epoch(batch):
     from din_tf.training import HalveLearningRateEachEpoch
     features, labels = batch
