@@ -6,6 +6,7 @@ import json
 import os
 import sys
 import tempfile
+import weakref
 
 import keras
 import numpy as np
@@ -204,18 +205,21 @@ def _restore(model, model_dir):
     model.load_weights(path)
 
 
+_TEST_STEPS = weakref.WeakKeyDictionary()  # model -> its traced evaluation step
+
+
 def _evaluate(model, test_ds, data):
     """One pass over the test set: the model's losses (averaged over batches,
     as `model.evaluate` reports them) and the offline metrics of its
     probabilities (`evaluation.score`)."""
-    step = getattr(model, "_runner_test_step", None)
+    step = _TEST_STEPS.get(model)
     if step is None:
         def test_step(x, y):
             outputs, losses = model.compute_losses(x, y, training=False)
             return losses, outputs["probability"]
         step = tf.function(test_step, jit_compile=bool(model.jit_compile),
                            reduce_retracing=True)
-        model._runner_test_step = step
+        _TEST_STEPS[model] = step
     totals, batches, probabilities = {}, 0, []
     for batch in test_ds:
         x, y, _ = keras.utils.unpack_x_y_sample_weight(batch)
