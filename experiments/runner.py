@@ -211,7 +211,13 @@ _TEST_STEPS = weakref.WeakKeyDictionary()  # model -> its traced evaluation step
 def _evaluate(model, test_ds, data):
     """One pass over the test set: the model's losses (averaged over batches,
     as `model.evaluate` reports them) and the offline metrics of its
-    probabilities (`evaluation.score`)."""
+    probabilities (`evaluation.score`). Under a multi-replica strategy,
+    Keras' distributed `evaluate` and `predict` (two passes) instead."""
+    if model.distribute_strategy.num_replicas_in_sync > 1:
+        losses = model.evaluate(test_ds, verbose=0, return_dict=True)
+        probabilities = model.predict(test_ds, verbose=0)
+        scores = evaluation.score(data.test.label, probabilities, data.test_groups)
+        return {**{k: float(v) for k, v in losses.items()}, **scores}
     step = _TEST_STEPS.get(model)
     if step is None:
         def test_step(x, y):

@@ -106,6 +106,18 @@ def _first_gradient_norm(model, dataset):
                                                     model.trainable_variables)))
 
 
+def _runner_evaluation(model):
+    """The experiment runner's test-set evaluation of `model` on fixed data."""
+    from types import SimpleNamespace
+
+    from experiments import runner
+    features, labels = next(iter(_data(9).unbatch().batch(GLOBAL_BATCH * STEPS)))
+    groups = np.asarray(features["user_id"])
+    data = SimpleNamespace(test=SimpleNamespace(label=np.asarray(labels)), test_groups=groups)
+    dataset = tf.data.Dataset.from_tensor_slices((features, labels)).batch(GLOBAL_BATCH)
+    return runner._evaluate(model, dataset, data)
+
+
 def _train(build, strategy, seed):
     model = build(strategy)
     recorder = _StepLosses.make()
@@ -124,6 +136,8 @@ def trajectories(mode, out):
     arrays = {"replicas": np.array(strategy.num_replicas_in_sync)}
     for name, build, seed in (("dien_dense", _dien, 5), ("din_repo_rows", _din_repo_rows, 6)):
         model, steps = _train(build, strategy, seed)
+        for key, value in _runner_evaluation(model).items():
+            arrays[f"{name}/eval/{key}"] = np.array(value)
         for key in steps[0]:
             arrays[f"{name}/loss/{key}"] = np.array([step[key] for step in steps])
         for i, weight in enumerate(model.weights):

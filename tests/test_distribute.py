@@ -105,6 +105,20 @@ def test_mirrored_two_replicas_match_one_device(runs, name):
         np.testing.assert_allclose(a, b, atol=WEIGHT_ATOL)
 
 
+@pytest.mark.parametrize("name", ["dien_dense", "din_repo_rows"])
+def test_runner_evaluation_under_mirrored_matches_one_device(runs, name):
+    """The runner's test-set evaluation (losses, AUC, GAUC) of the trained
+    models agrees across strategies (Keras' distributed evaluate and predict
+    with two replicas, the runner's one-pass loop on one device)."""
+    one, mirrored = runs["one"], runs["mirrored"]
+    keys = sorted(k for k in one if k.startswith(f"{name}/eval/"))
+    assert {k.rsplit("/", 1)[1] for k in keys} >= {"loss", "ctr_loss", "auc", "gauc"}
+    assert keys == sorted(k for k in mirrored if k.startswith(f"{name}/eval/"))
+    for key in keys:
+        np.testing.assert_allclose(mirrored[key], one[key], rtol=1e-4, atol=1e-6, err_msg=key)
+    assert 0.0 < float(one[f"{name}/eval/auc"]) < 1.0
+
+
 def test_clipping_was_active_in_the_rows_run(runs):
     from tests._distribute_jobs import CLIP_NORM
     assert float(runs["one"]["din_repo_rows/first_gradient_norm"]) > 3 * CLIP_NORM
