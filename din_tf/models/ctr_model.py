@@ -212,7 +212,7 @@ class CTRModel(keras.Model):
         if self.embedding_update == "dense":
             process = densify
         elif getattr(self.optimizer, "merges_duplicate_rows", False):
-            process = _unchanged  # e.g. LazyAdam: merging twice costs a second sort
+            process = _unchanged  # e.g. LazyAdam: merging twice would cost a second pass
         else:
             process = merge_duplicate_rows
         return [process(g) for g in grads], variables
