@@ -24,7 +24,7 @@ def unique_rows(ids):
     return unique, positions, count
 
 
-def merge_duplicate_rows(grad, static_shape=False):
+def merge_duplicate_rows(grad, static_shapes=False):
     """Sums the rows of an IndexedSlices that share an index.
 
     Keras 3 optimizers apply each slice separately, so repeated ids (every
@@ -33,7 +33,7 @@ def merge_duplicate_rows(grad, static_shape=False):
 
     By default the result has one slice per distinct id, in first-seen order
     (`tf.unique`: a hash, linear in the rows; its length depends on the data,
-    so XLA cannot compile it). `static_shape=True` keeps the static length n
+    so XLA cannot compile it). `static_shapes=True` keeps the static length n
     of the input instead (see `unique_rows`: a sort, compiles under XLA): one
     slice per distinct id in ascending order, then zero slices on the smallest
     id, which optimizers that add slices (SGD, Adagrad) ignore.
@@ -42,7 +42,7 @@ def merge_duplicate_rows(grad, static_shape=False):
         return grad
     if grad.indices.shape[0] == 0:
         return grad
-    if static_shape:
+    if static_shapes:
         unique, positions, _ = unique_rows(grad.indices)
     else:
         unique, positions = tf.unique(grad.indices)

@@ -27,12 +27,12 @@ def _apply(optimizer, grads, steps=3):
     return np.asarray(var)
 
 
-@pytest.mark.parametrize("static_shape", [False, True])
+@pytest.mark.parametrize("static_shapes", [False, True])
 @pytest.mark.parametrize("make", [lambda: keras.optimizers.Adagrad(0.1),
                                   lambda: keras.optimizers.SGD(0.1)])
-def test_merged_sparse_updates_equal_dense_updates(make, static_shape):
+def test_merged_sparse_updates_equal_dense_updates(make, static_shapes):
     dense = _apply(make(), tf.convert_to_tensor(SPARSE))
-    merged = _apply(make(), merge_duplicate_rows(SPARSE, static_shape=static_shape))
+    merged = _apply(make(), merge_duplicate_rows(SPARSE, static_shapes=static_shapes))
     np.testing.assert_allclose(merged, dense, rtol=1e-6)
 
 
@@ -52,7 +52,7 @@ def test_merge_duplicate_rows_sums_values():
 
 
 def test_merge_duplicate_rows_static_shape_pads_with_zero_slices():
-    merged = tf.function(lambda g: merge_duplicate_rows(g, static_shape=True),
+    merged = tf.function(lambda g: merge_duplicate_rows(g, static_shapes=True),
                          jit_compile=True)(SPARSE)
     # One slice per distinct id, then zero padding slices on the smallest id.
     np.testing.assert_array_equal(merged.indices, [1, 3, 4, 1, 1])
