@@ -1,7 +1,8 @@
 r"""How far the training step is from what this machine's matmuls allow.
 
-Measures float32 matmul throughput (TensorFlow, every intra-op thread) for a 2048^3 product and for every matmul shape of one DIEN and one
-DIN (DIEN repo) training step at B=128, T=100, then prints:
+Measures float32 matmul throughput (TensorFlow, every intra-op thread) for
+a 2048^3 product and for every matmul shape of one DIEN and one DIN (DIEN
+repo) training step at B=128, T=100, then prints:
 
 * the step's multiply-adds per example, as implemented here and as the
   originals code them (DIN attention's first layer on [q, k, q-k, q*k]; the
@@ -37,6 +38,7 @@ def forward_matmuls(model, b, t):
     """[(m, k, n, count, part)] of one forward pass; `count` repeats."""
     bt, e, h = b * t, EMBEDDING, UNITS
     a1, a2 = ATTENTION
+    # Keys are embeddings (DIN) or GRU states (DIEN); [k, q*k] -> first layer.
     attention = [(bt, 2 * e if model == "DIN" else 2 * h, a1, 1, "attention"),
                  (b, e, a1, 1, "attention"), (bt, a1, a2, 1, "attention"),
                  (bt, a2, 1, 1, "attention")]
