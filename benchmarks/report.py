@@ -26,6 +26,12 @@ def _load(path):
         return json.load(f)
 
 
+def _load_optional(results_dir, name):
+    """The JSON file `name` in `results_dir`, or None when it was not written."""
+    path = os.path.join(results_dir, name)
+    return _load(path) if os.path.exists(path) else None
+
+
 def _fmt(value):
     return f"{value:,.0f}"
 
@@ -100,10 +106,9 @@ def _variant_row(r):
 
 
 def serving_tables(results_dir):
-    path = os.path.join(results_dir, "serving.json")
-    if not os.path.exists(path):
+    data = _load_optional(results_dir, "serving.json")
+    if data is None:
         return ""
-    data = _load(path)
     out = ["| model | export | T | batch-1 p50 ms | batch-1 p99 ms | batch-1024 ex/s | "
            "RSS after load / peak MB |", "| --- | --- | --- | --- | --- | --- | --- |"]
     for r in data.get("serving", []):
@@ -128,10 +133,9 @@ def serving_tables(results_dir):
 
 
 def input_table(results_dir):
-    path = os.path.join(results_dir, "input_pipeline.json")
-    if not os.path.exists(path):
+    data = _load_optional(results_dir, "input_pipeline.json")
+    if data is None:
         return ""
-    data = _load(path)
     out = [f"{data['num_reviews']:,} generated reviews.", "",
            "| stage | rate |", "| --- | --- |"]
     for r in data["stages"]:
@@ -142,10 +146,9 @@ def input_table(results_dir):
 
 
 def roofline_table(results_dir):
-    path = os.path.join(results_dir, "roofline.json")
-    if not os.path.exists(path):
+    data = _load_optional(results_dir, "roofline.json")
+    if data is None:
         return ""
-    data = _load(path)
     out = [f"B={data['batch_size']}, T={data['T']}; a 2048³ float32 matmul: "
            f"{data['peak_2048_gflops']:.1f} GFLOP/s.", "",
            "| model | part | matmul ms/step | GFLOP/s |", "| --- | --- | --- | --- |"]
