@@ -17,7 +17,8 @@ repo) training step at B=128, T=100, then prints:
 The shapes follow the implementation (`din_tf.layers`): GRU input
 projections over all steps at once, two [B, H] recurrent matmuls per step
 forward and two backward, recurrent weight gradients as one matmul over all
-steps, the attention's query term once per row, the auxiliary net on
+steps, the attention's query term once per row and the query folded into
+a per-row kernel of the key term, the auxiliary net on
 clicked and unclicked behaviours with the hidden-state half shared. The
 prediction head (B rows) is left out: under 1 % of the step.
 """
@@ -38,8 +39,9 @@ def forward_matmuls(model, b, t):
     """[(m, k, n, count, part)] of one forward pass; `count` repeats."""
     bt, e, h = b * t, EMBEDDING, UNITS
     a1, a2 = ATTENTION
-    # Keys are embeddings (DIN) or GRU states (DIEN); [k, q*k] -> first layer.
-    attention = [(bt, 2 * e if model == "DIN" else 2 * h, a1, 1, "attention"),
+    # Keys are embeddings (DIN) or GRU states (DIEN). The first layer is B
+    # products [T, D] x [D, U] with per-row kernels; timed as one [BT, D] x [D, U].
+    attention = [(bt, e if model == "DIN" else h, a1, 1, "attention"),
                  (b, e, a1, 1, "attention"), (bt, a1, a2, 1, "attention"),
                  (bt, a2, 1, 1, "attention")]
     if model == "DIN":

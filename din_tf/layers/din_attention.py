@@ -150,17 +150,19 @@ class DINAttention(keras.layers.Layer):
 
     def _first_score_layer(self, query, keys, width):
         """The first Dense on `[q, k, q - k, q * k]`, without building that
-        [B, T, 4D] tensor: with the kernel's row blocks Wq, Wk, Wd, Wp it equals
-        `q @ (Wq + Wd) + k @ (Wk - Wd) + (q * k) @ Wp + b`, where the query
-        term is computed once per row instead of once per step (half the
-        multiply-adds of the largest matmul; same weights and checkpoints,
-        equal up to float rounding)."""
+        [B, T, 4D] tensor. With the kernel's row blocks Wq, Wk, Wd, Wp it
+        equals `q @ (Wq + Wd) + k @ (Wk - Wd + diag(q) Wp) + b`: the query
+        term is computed once per row, and the query is folded into a
+        per-row [D, U] kernel, so each step costs D multiply-adds per unit
+        instead of 4D (same weights and checkpoints, equal up to float
+        rounding)."""
         layer = self.score_layers[0]
         kernel = ops.cast(layer.kernel, keys.dtype)
         w_q, w_k, w_d, w_p = (kernel[i * width:(i + 1) * width] for i in range(4))
         per_row = ops.matmul(query, w_q + w_d) + ops.cast(layer.bias, keys.dtype)  # [B, U]
-        per_step = ops.matmul(ops.concatenate([keys, ops.expand_dims(query, 1) * keys], -1),
-                              ops.concatenate([w_k - w_d, w_p], 0))  # [B, T, U]
+        row_kernel = (ops.expand_dims(w_k - w_d, 0)
+                      + ops.expand_dims(query, -1) * ops.expand_dims(w_p, 0))  # [B, D, U]
+        per_step = ops.matmul(keys, row_kernel)  # [B, T, U]
         return layer.activation(per_step + ops.expand_dims(per_row, 1))
 
     def compute_mask(self, inputs, mask=None):

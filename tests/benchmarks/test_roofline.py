@@ -15,7 +15,7 @@ def test_forward_multiply_adds_match_hand_counts():
     # Per example (b=1), T=100; E=H=36, attention 80-40-1, auxiliary 100-50-2.
     gru = 100 * (36 * 108 + 36 * 72 + 36 * 36)                    # 777,600
     aux = 99 * (36 * 100 + 2 * 36 * 100 + 2 * 100 * 50 + 2 * 50 * 2)  # h half once
-    attention = 100 * (72 * 80 + 80 * 40 + 40) + 36 * 80          # query term once
+    attention = 100 * (36 * 80 + 80 * 40 + 40) + 36 * 80          # query folded in
     assert _macs(roofline.forward_matmuls("DIEN", 1, 100)) == 2 * gru + aux + attention
     assert _macs(roofline.forward_matmuls("DIN", 1, 100)) == attention
     # As coded (issue 6: GRU 7.8k, aux 24.6k, attention 14.8k, AUGRU 7.8k per step).
