@@ -1,0 +1,47 @@
+"""benchmarks/report.py: the training-throughput tables rendered from JSON."""
+
+import json
+
+from benchmarks import report
+
+
+def _record(model, t, mode, ex_s, batch=128, jit=False, mp=False):
+    return {"model": model, "T": t, "mode": mode, "batch_size": batch, "jit_compile": jit,
+            "mixed_precision": mp, "median_step_s": batch / ex_s, "examples_per_s": ex_s}
+
+
+def test_one_wide_table_per_batch_size_and_xla_with_ratios_to_the_original(tmp_path):
+    records = [
+        _record("dien_repo/DIEN", 100, "faithful", 222.0),
+        _record("dien_repo/DIEN", 100, "fast", 888.0),
+        _record("dien_repo/DIEN", 10, "fast", 2324.0, jit=True),
+        _record("dien_repo/DNN", 100, "fast", 5000.0),
+        _record("din_repo/din", 100, "faithful", 4128.0, batch=32, jit=True),
+        _record("dien_repo/DIN", 100, "fast", 2270.0, mp=True),
+    ]
+    (tmp_path / "train_throughput_a.json").write_text(json.dumps(records[:4]))
+    (tmp_path / "train_throughput_b.json").write_text(json.dumps(records[4:]))
+    lines = report.training_tables(str(tmp_path)).splitlines()
+    no_xla = lines.index("B=128, no XLA (examples/s; × the original code where it was measured):")
+    assert lines[no_xla + 2] == "| model | T=100 faithful | T=100 fast |"
+    # 444 and 1,162 ex/s: the original DIEN at T=100 and T=10 (spec §11).
+    assert lines[no_xla + 4] == "| dien_repo/DIEN | 222 (0.50×) | 888 (2.00×) |"
+    assert lines[no_xla + 5] == "| dien_repo/DNN | – | 5,000 |"
+    xla = lines.index("B=128, XLA (examples/s; × the original code where it was measured):")
+    assert lines[xla + 4] == "| dien_repo/DIEN | 2,324 (2.00×) |"
+    # The DIN repo's DIN is compared at its own batch size (2,064 ex/s at B=32).
+    b32 = lines.index("B=32, XLA (examples/s; × the original code where it was measured):")
+    assert lines[b32 + 4] == "| din_repo/din | 4,128 (2.00×) |"
+    assert "| dien_repo/DIN | 100 | fast | no | 128 | 2,270 | 56.4 | 2.00× |" in lines
+
+
+def test_mixed_lengths_are_compared_with_deepctr(tmp_path):
+    record = dict(_record("dien_repo/DIEN", "uniform 1-100", "fast", 1500.0),
+                  buckets=[10, 100], mean_padded_length=56.2)
+    (tmp_path / "train_throughput_mix.json").write_text(json.dumps([record]))
+    table = report.training_tables(str(tmp_path))
+    assert "| dien_repo/DIEN | uniform 1-100 | 10,100 | fast | no | 56.2 | 1,500 | 2.00× |" in table
+
+
+def test_no_results_no_tables(tmp_path):
+    assert report.training_tables(str(tmp_path)) == ""
