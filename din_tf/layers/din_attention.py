@@ -14,6 +14,10 @@ ATTENTION_VARIANTS = ("dien", "dien_fcn", "din_repo")
 OUTPUT_MODES = ("sum", "list")
 # -2**32 + 1 as the originals write it; in float32 this is -4294967296.
 MASKED_SCORE = -4294967296.0
+# History length from which the query is folded into a per-row kernel (see
+# `_first_score_layer`); below it, building that kernel costs more than it saves
+# (measured on 2 CPU cores, B=128: equal at T=30, 11-27 % faster steps at T=100).
+FOLD_MIN_STEPS = 32
 
 
 @din_tf_export("din_tf.layers.DINAttention")
@@ -151,19 +155,32 @@ class DINAttention(keras.layers.Layer):
     def _first_score_layer(self, query, keys, width):
         """The first Dense on `[q, k, q - k, q * k]`, without building that
         [B, T, 4D] tensor. With the kernel's row blocks Wq, Wk, Wd, Wp it
-        equals `q @ (Wq + Wd) + k @ (Wk - Wd + diag(q) Wp) + b`: the query
-        term is computed once per row, and the query is folded into a
-        per-row [D, U] kernel, so each step costs D multiply-adds per unit
-        instead of 4D (same weights and checkpoints, equal up to float
-        rounding)."""
+        equals `q @ (Wq + Wd) + [k, q * k] @ [Wk - Wd; Wp] + b`, the query term
+        computed once per row. From `FOLD_MIN_STEPS` steps on, the query is
+        also folded into a per-row kernel, `k @ (Wk - Wd + diag(q) Wp)`: D
+        multiply-adds per step and unit instead of 2D, for the price of
+        building a [B, D, U] kernel, which only pays off on longer histories.
+        Same weights and checkpoints either way; equal up to float rounding."""
         layer = self.score_layers[0]
         kernel = ops.cast(layer.kernel, keys.dtype)
         w_q, w_k, w_d, w_p = (kernel[i * width:(i + 1) * width] for i in range(4))
         per_row = ops.matmul(query, w_q + w_d) + ops.cast(layer.bias, keys.dtype)  # [B, U]
-        row_kernel = (ops.expand_dims(w_k - w_d, 0)
-                      + ops.expand_dims(query, -1) * ops.expand_dims(w_p, 0))  # [B, D, U]
-        per_step = ops.matmul(keys, row_kernel)  # [B, T, U]
-        return layer.activation(per_step + ops.expand_dims(per_row, 1))
+
+        def folded():
+            row_kernel = (ops.expand_dims(w_k - w_d, 0)
+                          + ops.expand_dims(query, -1) * ops.expand_dims(w_p, 0))  # [B, D, U]
+            return ops.matmul(keys, row_kernel)
+
+        def concatenated():
+            return ops.matmul(ops.concatenate([keys, ops.expand_dims(query, 1) * keys], -1),
+                              ops.concatenate([w_k - w_d, w_p], 0))
+
+        steps = keys.shape[1]
+        if steps is not None:
+            per_step = folded() if steps >= FOLD_MIN_STEPS else concatenated()
+        else:
+            per_step = ops.cond(ops.shape(keys)[1] >= FOLD_MIN_STEPS, folded, concatenated)
+        return layer.activation(per_step + ops.expand_dims(per_row, 1))  # [B, T, U]
 
     def compute_mask(self, inputs, mask=None):
         return None

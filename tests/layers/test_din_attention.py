@@ -179,3 +179,66 @@ def test_bad_inputs():
         DINAttention()(Q, K, lengths=LENGTHS[:3])
     with pytest.raises(ValueError, match="either mask or lengths"):
         DINAttention()(Q, K, mask=MASK, lengths=LENGTHS)
+
+
+def _scores_and_gradients(layer, query, keys, lengths):
+    import tensorflow as tf
+
+    query, keys = tf.constant(query), tf.constant(keys)
+    with tf.GradientTape() as tape:
+        tape.watch([query, keys])
+        out, weights = layer(query, keys, lengths=lengths)
+        loss = tf.reduce_sum(out * out) + tf.reduce_sum(weights * weights)
+    grads = tape.gradient(loss, [query, keys] + layer.trainable_weights)
+    return [np.asarray(t) for t in [out, weights] + grads]
+
+
+@pytest.mark.parametrize("variant", ["dien", "dien_fcn", "din_repo"])
+def test_folded_query_kernel_equals_the_concatenated_form(variant, monkeypatch):
+    # Long histories fold the query into a per-row kernel; short ones use the
+    # [k, q * k] form the golden tests cover. Both must give the same outputs
+    # and gradients (to float rounding) on the same weights.
+    from din_tf.layers import din_attention
+
+    rng = np.random.default_rng(3)
+    query = rng.normal(size=(3, 6)).astype("float32")
+    keys = rng.normal(size=(3, 40, 6)).astype("float32")
+    lengths = np.array([40, 17, 1], "int32")
+    layer = DINAttention(variant, output_mode="list", return_scores=True)
+    layer(query, keys, lengths=lengths)
+    layer.set_weights([rng.normal(size=w.shape).astype("float32") * 0.5
+                       for w in layer.get_weights()])
+    monkeypatch.setattr(din_attention, "FOLD_MIN_STEPS", 10**9)
+    concatenated = _scores_and_gradients(layer, query, keys, lengths)
+    monkeypatch.setattr(din_attention, "FOLD_MIN_STEPS", 1)
+    folded = _scores_and_gradients(layer, query, keys, lengths)
+    for f, c in zip(folded, concatenated):
+        np.testing.assert_allclose(f, c, rtol=1e-5, atol=1e-5)
+
+
+def test_unknown_history_length_picks_the_form_at_run_time():
+    import tensorflow as tf
+
+    layer = DINAttention("din_repo")
+    rng = np.random.default_rng(4)
+    query = rng.normal(size=(2, 6)).astype("float32")
+
+    @tf.function(input_signature=[tf.TensorSpec([None, 6]), tf.TensorSpec([None, None, 6])])
+    def pooled(q, k):
+        with tf.GradientTape() as tape:
+            tape.watch(k)
+            out = layer(q, k)
+            loss = tf.reduce_sum(out * out)
+        return out, tape.gradient(loss, k)
+
+    for steps in (5, 50):  # below and above FOLD_MIN_STEPS
+        keys = rng.normal(size=(2, steps, 6)).astype("float32")
+        with tf.GradientTape() as tape:
+            k = tf.constant(keys)
+            tape.watch(k)
+            eager = layer(query, k)
+            loss = tf.reduce_sum(eager * eager)
+        eager_grad = tape.gradient(loss, k)
+        out, grad = pooled(query, keys)
+        np.testing.assert_allclose(out, eager, rtol=1e-5, atol=1e-6)
+        np.testing.assert_allclose(grad, eager_grad, rtol=1e-5, atol=1e-6)
