@@ -14,9 +14,10 @@ ATTENTION_VARIANTS = ("dien", "dien_fcn", "din_repo")
 OUTPUT_MODES = ("sum", "list")
 # -2**32 + 1 as the originals write it; in float32 this is -4294967296.
 MASKED_SCORE = -4294967296.0
-# History length from which the query is folded into a per-row kernel (see
-# `_first_score_layer`); below it, building that kernel costs more than it saves
-# (measured on 2 CPU cores, B=128: equal at T=30, 11-27 % faster steps at T=100).
+# Static history length from which the query is folded into a per-row kernel
+# (see `_first_score_layer`; unknown lengths fold too). Below it, building that
+# kernel costs more than it saves (2 CPU cores, B=128, XLA training steps: up
+# to 24 % slower at T=10, equal at T=30, 11-27 % faster at T=100).
 FOLD_MIN_STEPS = 32
 
 
@@ -156,11 +157,12 @@ class DINAttention(keras.layers.Layer):
         """The first Dense on `[q, k, q - k, q * k]`, without building that
         [B, T, 4D] tensor. With the kernel's row blocks Wq, Wk, Wd, Wp it
         equals `q @ (Wq + Wd) + [k, q * k] @ [Wk - Wd; Wp] + b`, the query term
-        computed once per row. From `FOLD_MIN_STEPS` steps on, the query is
-        also folded into a per-row kernel, `k @ (Wk - Wd + diag(q) Wp)`: D
-        multiply-adds per step and unit instead of 2D, for the price of
-        building a [B, D, U] kernel, which only pays off on longer histories.
-        Same weights and checkpoints either way; equal up to float rounding."""
+        computed once per row. From `FOLD_MIN_STEPS` steps on (and when the
+        length is not known when tracing), the query is also folded into a
+        per-row kernel, `k @ (Wk - Wd + diag(q) Wp)`: D multiply-adds per
+        step and unit instead of 2D, for the price of building a [B, D, U]
+        kernel, which only pays off on longer histories. Same weights and
+        checkpoints either way; equal up to float rounding."""
         layer = self.score_layers[0]
         kernel = ops.cast(layer.kernel, keys.dtype)
         w_q, w_k, w_d, w_p = (kernel[i * width:(i + 1) * width] for i in range(4))
@@ -175,11 +177,11 @@ class DINAttention(keras.layers.Layer):
             return ops.matmul(ops.concatenate([keys, ops.expand_dims(query, 1) * keys], -1),
                               ops.concatenate([w_k - w_d, w_p], 0))
 
+        # Decided at trace time: a tf.cond here would not XLA-compile (its
+        # gradient feeds zeros to the untaken branch's transposes). An unknown
+        # length (Keras retraces with T=None) takes the fold.
         steps = keys.shape[1]
-        if steps is not None:
-            per_step = folded() if steps >= FOLD_MIN_STEPS else concatenated()
-        else:
-            per_step = ops.cond(ops.shape(keys)[1] >= FOLD_MIN_STEPS, folded, concatenated)
+        per_step = concatenated() if steps is not None and steps < FOLD_MIN_STEPS else folded()
         return layer.activation(per_step + ops.expand_dims(per_row, 1))  # [B, T, U]
 
     def compute_mask(self, inputs, mask=None):

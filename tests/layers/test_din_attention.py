@@ -216,7 +216,7 @@ def test_folded_query_kernel_equals_the_concatenated_form(variant, monkeypatch):
         np.testing.assert_allclose(f, c, rtol=1e-5, atol=1e-5)
 
 
-def test_unknown_history_length_picks_the_form_at_run_time():
+def test_unknown_history_length_matches_eager_calls():
     import tensorflow as tf
 
     layer = DINAttention("din_repo")
@@ -231,7 +231,7 @@ def test_unknown_history_length_picks_the_form_at_run_time():
             loss = tf.reduce_sum(out * out)
         return out, tape.gradient(loss, k)
 
-    for steps in (5, 50):  # below and above FOLD_MIN_STEPS
+    for steps in (5, 50):  # eager: concatenated, folded; traced with T=None: folded
         keys = rng.normal(size=(2, steps, 6)).astype("float32")
         with tf.GradientTape() as tape:
             k = tf.constant(keys)

@@ -1,0 +1,29 @@
+"""benchmarks/train_throughput.py end to end on tiny runs (Books-size
+vocabularies, a few steps): the JSON it writes and the report that renders
+it, with two models in one process and mixed precision kept across the
+fresh session each run starts with."""
+
+import json
+import subprocess
+import sys
+
+from benchmarks import report
+
+
+def test_two_models_one_process_json_and_report(tmp_path):
+    out = tmp_path / "train_throughput_tiny.json"
+    cmd = [sys.executable, "benchmarks/train_throughput.py", "--models=dien_repo/DNN,din_repo/pnn",
+           "--lengths=3", "--modes=fast", "--steps=2", "--warmup=1", "--batch_size=8",
+           "--mixed_precision", f"--output={out}"]
+    done = subprocess.run(cmd, capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr[-2000:]
+    records = json.loads(out.read_text())
+    assert [(r["model"], r["T"], r["mode"], r["batch_size"]) for r in records] == [
+        ("dien_repo/DNN", 3, "fast", 8), ("din_repo/pnn", 3, "fast", 8)]
+    for r in records:
+        assert r["mixed_precision"] and r["examples_per_s"] > 0
+        assert abs(r["examples_per_s"] * r["median_step_s"] - 8) < 1e-6
+        # The policy survives each run's fresh session: the model computed in float16.
+        assert r["compute_dtype"] == "float16"
+    table = report.training_tables(str(tmp_path))
+    assert "| dien_repo/DNN | 3 | fast | no | 8 |" in table
