@@ -17,7 +17,7 @@ MASKED_SCORE = -4294967296.0
 # Static history length from which the query is folded into a per-row kernel
 # (see `_first_score_layer`; unknown lengths fold too). Below it, building that
 # kernel costs more than it saves (2 CPU cores, B=128, XLA training steps: up
-# to 24 % slower at T=10, equal at T=30, 11-27 % faster at T=100).
+# to 24 % slower at T=10, equal at T=30, 2-27 % faster at T=100).
 FOLD_MIN_STEPS = 32
 
 
