@@ -27,17 +27,12 @@ FLAGS = tt.FLAGS
 FORMS = {"concatenated": 10**9, "folded": 1}  # FOLD_MIN_STEPS forcing each form
 
 
-def _traced_step(name, steps_t, form, batch):
-    import keras
-    import tensorflow as tf
-    from din_tf import models, training
+def _traced_step(name, form, batch):
+    """Builds the model (train_throughput's fast mode) and traces its step
+    with the attention forced into `form`; returns the step and its first loss."""
     from din_tf.layers import din_attention
 
-    keras.utils.set_random_seed(0)
-    model = models.get_model(name, **tt.BOOKS)
-    model.compile(optimizer=training.LazyAdam(1e-3, epsilon=1e-8), embedding_update="rows",
-                  jit_compile=FLAGS.jit_compile)
-    step = tf.function(model.train_step, reduce_retracing=True)
+    _, step = tt._model_and_step(name, "fast")
     din_attention.FOLD_MIN_STEPS = FORMS[form]  # read when the step is traced
     first_loss = float(step(batch)["loss"])
     for _ in range(FLAGS.warmup - 1):
@@ -52,7 +47,7 @@ def compare(name, steps_t):
     batches = [tt._batch(rng, FLAGS.batch_size, steps_t) for _ in range(4)]
     default = din_attention.FOLD_MIN_STEPS
     try:
-        traced = {form: _traced_step(name, steps_t, form, batches[0]) for form in FORMS}
+        traced = {form: _traced_step(name, form, batches[0]) for form in FORMS}
     finally:
         din_attention.FOLD_MIN_STEPS = default
     steps = {form: step for form, (step, _) in traced.items()}

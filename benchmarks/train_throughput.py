@@ -78,11 +78,11 @@ def _fresh_session():
 
 
 def _model_and_step(name, mode):
+    """A freshly built, compiled model and its traced train step."""
     import keras
     import tensorflow as tf
     from din_tf import models, training
 
-    _fresh_session()
     keras.utils.set_random_seed(0)
     model = models.get_model(name, **BOOKS)
     kwargs = {}
@@ -90,21 +90,20 @@ def _model_and_step(name, mode):
         kwargs = dict(optimizer=training.LazyAdam(1e-3, epsilon=1e-8), embedding_update="rows")
     model.compile(jit_compile=FLAGS.jit_compile, **kwargs)
     # model.jit_compile makes train_step XLA-compile its forward and backward pass.
-    return tf.function(model.train_step, reduce_retracing=True)
+    return model, tf.function(model.train_step, reduce_retracing=True)
 
 
-def _record(name, steps_t, mode, seconds_per_step, **extra):
-    import keras
-
+def _record(model, name, steps_t, mode, seconds_per_step, **extra):
     return {"model": name, "T": steps_t, "mode": mode, "batch_size": FLAGS.batch_size,
-            "compute_dtype": keras.mixed_precision.global_policy().compute_dtype,
+            "compute_dtype": model.dtype_policy.compute_dtype,
             "jit_compile": FLAGS.jit_compile, "mixed_precision": FLAGS.mixed_precision,
             "median_step_s": seconds_per_step,
             "examples_per_s": FLAGS.batch_size / seconds_per_step, **extra}
 
 
 def measure(name, steps_t, mode):
-    step = _model_and_step(name, mode)
+    _fresh_session()
+    model, step = _model_and_step(name, mode)
     rng = np.random.default_rng(0)
     batches = [_batch(rng, FLAGS.batch_size, steps_t) for _ in range(4)]
     for i in range(FLAGS.warmup):
@@ -115,7 +114,7 @@ def measure(name, steps_t, mode):
         logs = step(batches[i % 4])
         float(logs["loss"])  # wait for the step
         times.append(time.perf_counter() - start)
-    return _record(name, steps_t, mode, statistics.median(times))
+    return _record(model, name, steps_t, mode, statistics.median(times))
 
 
 def mixed_batches(rng, max_steps, bounds, n_batches, batch):
@@ -134,7 +133,8 @@ def mixed_batches(rng, max_steps, bounds, n_batches, batch):
 
 
 def measure_mix(name, max_steps, mode):
-    step = _model_and_step(name, mode)
+    _fresh_session()
+    model, step = _model_and_step(name, mode)
     rng = np.random.default_rng(0)
     bounds = [int(b) for b in FLAGS.buckets if b]
     batches = mixed_batches(rng, max_steps, bounds, FLAGS.mix_batches, FLAGS.batch_size)
@@ -151,7 +151,7 @@ def measure_mix(name, max_steps, mode):
     float(logs["loss"])
     seconds = time.perf_counter() - start
     mean_padded = float(np.mean([b[0]["history_item_ids"].shape[1] for b in batches]))
-    return _record(name, f"uniform 1-{max_steps}", mode, seconds / len(batches),
+    return _record(model, name, f"uniform 1-{max_steps}", mode, seconds / len(batches),
                    buckets=bounds, batches=len(batches), mean_padded_length=mean_padded)
 
 

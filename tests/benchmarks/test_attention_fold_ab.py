@@ -16,8 +16,6 @@ def test_both_forms_run_and_agree(tmp_path):
     assert (r["model"], r["T"], r["batch_size"]) == ("dien_repo/DIN", 40, 8)
     assert set(r["median_step_s"]) == {"concatenated", "folded"}
     assert all(t > 0 for t in r["median_step_s"].values())
-    assert abs(r["folded_over_concatenated"]
-               - r["median_step_s"]["folded"] / r["median_step_s"]["concatenated"]) < 1e-12
     losses = r["first_loss"]
     assert abs(losses["folded"] - losses["concatenated"]) < 1e-5 * abs(losses["concatenated"])
     assert "concatenated" in done.stdout and "ratio" in done.stdout
