@@ -19,11 +19,13 @@ copied into this project) and run under `tf.compat.v1` with TF-Keras 2
 Every run is a fresh `--python` process (the two repos both define a `Dice`
 module, and each graph starts from a clean session). Batch size defaults to
 each repo's own: 128 (DIEN repo, Adam 1e-3) and 32 (DIN repo, SGD lr 1 with
-global-norm clip 5). Vocabularies are Books-size, as in `train_throughput.py`.
+global-norm clip 5; its DeepFM: Adam 1e-3). Vocabularies are Books-size, as in `train_throughput.py`.
 The DIN repo's Python 2 `print x` statements are skipped when loading; nothing
-else in the original code is changed.
+else in the original code is changed. The DIN repo's wide_deep cannot run on
+CPU as coded (it gathers index -1) and is refused with the reason.
 """
 
+import inspect
 import json
 import os
 import re
@@ -65,15 +67,20 @@ DIEN_REPO_CLASSES = {
     "dien_repo/DIN-V2-gru-vec-attGru": "Model_DIN_V2_Gru_Vec_attGru",
     "dien_repo/DIEN": "Model_DIN_V2_Gru_Vec_attGru_Neg",
 }
-# The DIN repo keeps one model per folder, each a `Model` class in model.py.
+# The DIN repo keeps one model per folder, each a `Model` class, trained by
+# its train.py from a starting learning rate (SGD 1.0; DeepFM: Adam 1e-3).
 DIN_REPO_FILES = {
-    "din_repo/base": ("base_model", "model.py"),
-    "din_repo/wide_deep": ("wide_deep", "model.py"),
-    "din_repo/pnn": ("pnn", "model.py"),
-    "din_repo/deepfm": ("deepFM", "model.py"),
-    "din_repo/din": ("din", "model.py"),
-    "din_repo/din_dice": ("din", "model_dice.py"),
+    "din_repo/base": ("base_model", "model.py", 1.0),
+    "din_repo/wide_deep": ("wide_deep", "model.py", 1.0),
+    "din_repo/pnn": ("pnn", "model.py", 1.0),
+    "din_repo/deepfm": ("deepFM", "model.py", 1e-3),
+    "din_repo/din": ("din", "model.py", 1.0),
+    "din_repo/din_dice": ("din", "model_dice.py", 1.0),
 }
+# As coded these fail on CPU (spec §8.1 item 10): the wide part gathers index
+# -1, which TF rejects on CPU and the GPU kernel turns into zeros.
+GPU_ONLY = {"din_repo/wide_deep": "its wide part gathers index -1, which TensorFlow "
+                                  "rejects on CPU (the GPU kernel returns zeros)"}
 ORIGINAL_BATCH = {"dien_repo": 128, "din_repo": 32}
 NEGATIVES = 5  # the DIEN repo's data iterator samples 5 per step
 _PY2_PRINT = re.compile(r"^([ \t]*)print(?:[ \t]+(?!\()|$).*$", re.M)
@@ -83,6 +90,9 @@ def check_model(name):
     if name not in DIEN_REPO_CLASSES and name not in DIN_REPO_FILES:
         raise ValueError(f"Invalid model {name!r}; expected one of "
                          f"{sorted(DIEN_REPO_CLASSES) + sorted(DIN_REPO_FILES)}.")
+    if name in GPU_ONLY:
+        raise ValueError(f"The original {name} cannot run on CPU as coded: "
+                         f"{GPU_ONLY[name]}; leave it out of --models.")
     return name
 
 
@@ -209,13 +219,16 @@ def _dien_repo_step(tf_v1, name, rng, batch, steps):
 
 
 def _din_repo_step(tf_v1, name, rng, batch, steps):
-    folder, filename = DIN_REPO_FILES[name]
+    folder, filename, learning_rate = DIN_REPO_FILES[name]
     module = load_original(os.path.join(FLAGS.din_repo_dir, folder, filename),
                            "din_repo_model", tf_v1)
     category_of_item = rng.integers(0, BOOKS["n_categories"], BOOKS["n_items"])
-    # predict_batch_size / predict_ads_num only shape the repo's unused eval graph.
-    model = module.Model(BOOKS["n_users"], BOOKS["n_items"], BOOKS["n_categories"],
-                         category_of_item, 32, 100)
+    args = [BOOKS["n_users"], BOOKS["n_items"], BOOKS["n_categories"], category_of_item]
+    # Only din/ takes predict_batch_size / predict_ads_num; they shape its
+    # unused evaluation graph.
+    if "predict_ads_num" in inspect.signature(module.Model.__init__).parameters:
+        args += [32, 100]
+    model = module.Model(*args)
     session = tf_v1.Session()
     session.run(tf_v1.global_variables_initializer())
     session.run(tf_v1.local_variables_initializer())
@@ -225,7 +238,7 @@ def _din_repo_step(tf_v1, name, rng, batch, steps):
                 np.full(batch, steps, np.int32))
 
     batches = [inputs(synthetic_batch(rng, batch, steps)) for _ in range(4)]
-    return lambda i: model.train(session, batches[i % 4], 1.0)
+    return lambda i: model.train(session, batches[i % 4], learning_rate)
 
 
 def measure_here(name, steps, batch):

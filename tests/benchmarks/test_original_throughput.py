@@ -110,14 +110,15 @@ def test_restored_cell_check_accepts_cells_and_rejects_the_rest():
 
 
 # The DIN repo's interface (Model(...) with train(sess, uij, lr)), Python 2
-# syntax and a sibling import, built only from compat.v1 primitives.
+# syntax and a sibling import, built only from compat.v1 primitives. din/
+# takes two evaluation-graph arguments the other folders do not; train()
+# checks the starting learning rate of that folder's train.py.
 STAND_IN_DIN_MODEL = """\
     import tensorflow as tf
     from Dice import squash
 
     class Model(object):
-      def __init__(self, user_count, item_count, cate_count, cate_list,
-                   predict_batch_size, predict_ads_num):
+      def __init__(self, user_count, item_count, cate_count, cate_list{extra_args}):
         self.u = tf.placeholder(tf.int32, [None,])
         self.i = tf.placeholder(tf.int32, [None,])
         self.y = tf.placeholder(tf.float32, [None,])
@@ -134,32 +135,41 @@ STAND_IN_DIN_MODEL = """\
             tf.cast(self.lr, tf.float32)).minimize(self.loss)
 
       def train(self, sess, uij, l):
-        loss, _ = sess.run([self.loss, self.train_op], feed_dict={
+        assert l == {learning_rate}, l
+        loss, _ = sess.run([self.loss, self.train_op], feed_dict={{
             self.u: uij[0], self.i: uij[1], self.y: uij[2], self.hist_i: uij[3],
-            self.sl: uij[4], self.lr: l})
+            self.sl: uij[4], self.lr: l}})
         return loss
     """
 
 
 def test_end_to_end_on_a_stand_in_din_repo_checkout(tmp_path):
     checkout = tmp_path / "DeepInterestNetwork"
+    dice = """\
+        import tensorflow as tf
+        def squash(x):
+          return tf.tanh(x)
+        """
     _write_sources(checkout / "din", {
-        "model.py": STAND_IN_DIN_MODEL,
-        "Dice.py": """\
-            import tensorflow as tf
-            def squash(x):
-              return tf.tanh(x)
-            """,
+        "model.py": STAND_IN_DIN_MODEL.format(
+            extra_args=", predict_batch_size, predict_ads_num", learning_rate=1.0),
+        "Dice.py": dice,
+    })
+    _write_sources(checkout / "deepFM", {
+        "model.py": STAND_IN_DIN_MODEL.format(extra_args="", learning_rate=0.001),
+        "Dice.py": dice,
     })
     out = tmp_path / "original.json"
-    cmd = [sys.executable, "benchmarks/original_throughput.py", "--models=din_repo/din",
-           "--lengths=3,7", "--steps=2", "--warmup=1", f"--din_repo_dir={checkout}",
-           f"--python={sys.executable}", f"--output={out}"]
+    cmd = [sys.executable, "benchmarks/original_throughput.py",
+           "--models=din_repo/din,din_repo/deepfm", "--lengths=3,7", "--steps=2",
+           "--warmup=1", f"--din_repo_dir={checkout}", f"--python={sys.executable}",
+           f"--output={out}"]
     done = subprocess.run(cmd, capture_output=True, text=True, timeout=600)
     assert done.returncode == 0, done.stderr[-3000:]
     runs = json.loads(out.read_text())
     assert [(r["model"], r["T"], r["batch_size"], r["code"]) for r in runs] == [
-        ("din_repo/din", 3, 32, "original"), ("din_repo/din", 7, 32, "original")]
+        ("din_repo/din", 3, 32, "original"), ("din_repo/din", 7, 32, "original"),
+        ("din_repo/deepfm", 3, 32, "original"), ("din_repo/deepfm", 7, 32, "original")]
     assert all(r["median_step_s"] > 0 for r in runs)
     assert "original din_repo/din" in done.stdout
 
@@ -167,6 +177,8 @@ def test_end_to_end_on_a_stand_in_din_repo_checkout(tmp_path):
 def test_bad_arguments_name_the_flag_and_the_expectation(tmp_path):
     with pytest.raises(ValueError, match="Invalid model 'din_repo/nope'"):
         ot.check_model("din_repo/nope")
+    with pytest.raises(ValueError, match="din_repo/wide_deep cannot run on CPU as coded"):
+        ot.check_model("din_repo/wide_deep")
     cmd = [sys.executable, "benchmarks/original_throughput.py", "--models=dien_repo/DIEN",
            f"--dien_repo_dir={tmp_path}", f"--output={tmp_path / 'x.json'}"]
     done = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
