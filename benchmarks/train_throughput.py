@@ -11,6 +11,11 @@ Adam semantics: every row moves every step); "fast" = LazyAdam with row-only
 updates. `--jit_compile` and `--mixed_precision` apply to every run. Prints
 one line per run (median over the timed steps) and writes JSON.
 
+`--steps_per_execution=N` (N > 1) times Keras' own multi-step train function
+(`compile(steps_per_execution=N)`, what `model.fit` runs) over a repeating
+tf.data pipeline of the same batches: one call runs N steps, so the per-call
+overhead is paid once per N steps; the median call time is divided by N.
+
 `--length_mix=uniform` replaces the fixed lengths by a realistic mix: row
 lengths uniform in 1..max(--lengths), rows grouped into length buckets
 (`--buckets`, upper bounds; empty = one bucket padded to the maximum), each
@@ -36,6 +41,8 @@ flags.DEFINE_integer("steps", 20, "Timed steps per run.")
 flags.DEFINE_integer("warmup", 3, "Untimed steps per run (tracing included).")
 flags.DEFINE_bool("jit_compile", False, "XLA-compile the train step.")
 flags.DEFINE_bool("mixed_precision", False, "mixed_float16 policy.")
+flags.DEFINE_integer("steps_per_execution", 1, "Steps per train-function call (>1: Keras' "
+                     "multi-step function over tf.data, as model.fit runs it).", lower_bound=1)
 flags.DEFINE_string("output", "benchmarks/results/train_throughput.json", "JSON output.")
 flags.DEFINE_enum("length_mix", "fixed", ["fixed", "uniform"],
                   "fixed: every row has length T; uniform: lengths uniform in 1..max T.")
@@ -88,7 +95,8 @@ def _model_and_step(name, mode):
     kwargs = {}
     if mode == "fast":
         kwargs = dict(optimizer=training.LazyAdam(1e-3, epsilon=1e-8), embedding_update="rows")
-    model.compile(jit_compile=FLAGS.jit_compile, **kwargs)
+    model.compile(jit_compile=FLAGS.jit_compile,
+                  steps_per_execution=FLAGS.steps_per_execution, **kwargs)
     # model.jit_compile makes train_step XLA-compile its forward and backward pass.
     return model, tf.function(model.train_step, reduce_retracing=True)
 
@@ -97,6 +105,7 @@ def _record(model, name, steps_t, mode, seconds_per_step, **extra):
     return {"model": name, "T": steps_t, "mode": mode, "batch_size": FLAGS.batch_size,
             "compute_dtype": model.dtype_policy.compute_dtype,
             "jit_compile": FLAGS.jit_compile, "mixed_precision": FLAGS.mixed_precision,
+            "steps_per_execution": FLAGS.steps_per_execution,
             "median_step_s": seconds_per_step,
             "examples_per_s": FLAGS.batch_size / seconds_per_step, **extra}
 
@@ -106,6 +115,8 @@ def measure(name, steps_t, mode):
     model, step = _model_and_step(name, mode)
     rng = np.random.default_rng(0)
     batches = [_batch(rng, FLAGS.batch_size, steps_t) for _ in range(4)]
+    if FLAGS.steps_per_execution > 1:
+        return _record(model, name, steps_t, mode, _seconds_per_step_in_calls(model, batches))
     for i in range(FLAGS.warmup):
         step(batches[i % 4])
     times = []
@@ -115,6 +126,29 @@ def measure(name, steps_t, mode):
         float(logs["loss"])  # wait for the step
         times.append(time.perf_counter() - start)
     return _record(model, name, steps_t, mode, statistics.median(times))
+
+
+def _seconds_per_step_in_calls(model, batches):
+    """Median time of one call of Keras' multi-step train function, per step."""
+    import tensorflow as tf
+
+    dataset = tf.data.Dataset.from_tensor_slices(batches[0]).batch(FLAGS.batch_size)
+    for x, y in batches[1:]:
+        dataset = dataset.concatenate(
+            tf.data.Dataset.from_tensor_slices((x, y)).batch(FLAGS.batch_size))
+    iterator = iter(dataset.repeat())
+    model.make_train_function()  # sets model.train_function (Keras returns None)
+    train_function = model.train_function
+    per_call = FLAGS.steps_per_execution
+    calls = max(3, -(-FLAGS.steps // per_call))
+    for _ in range(max(1, -(-FLAGS.warmup // per_call))):
+        float(train_function(iterator)["loss"])
+    times = []
+    for _ in range(calls):
+        start = time.perf_counter()
+        float(train_function(iterator)["loss"])  # wait for the call's last step
+        times.append(time.perf_counter() - start)
+    return statistics.median(times) / per_call
 
 
 def mixed_batches(rng, max_steps, bounds, n_batches, batch):

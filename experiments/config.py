@@ -43,6 +43,8 @@ class TrainerConfig:
     embedding_update: Optional[str] = None  # "dense" / "rows"; None: the model's default
     gradient_clip_norm: Optional[float] = None  # None: the model's default (DIN repo: 5)
     mba_strength: float = 0.0       # mini-batch-aware L2 lambda (0: off, as in both repos)
+    steps_per_execution: int = 1    # training steps per tf.function call (Keras); >1 cuts
+                                    # the per-step call overhead that dominates small models
 
 
 @dataclasses.dataclass

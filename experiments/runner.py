@@ -21,7 +21,7 @@ from experiments import evaluation, inputs, plot
 # Config keys that may change between runs sharing a model_dir.
 RESUMABLE_KEYS = ("trainer.epochs", "data.eval_batch_size", "export.dice_statistics",
                   "runtime.strategy", "runtime.jit_compile", "data.reviews", "data.meta",
-                  "data.processed_dir")
+                  "data.processed_dir", "trainer.steps_per_execution")
 
 
 class RunnerError(Exception):
@@ -102,7 +102,12 @@ def _compile(model, cfg, data):
     if t.mba_strength:
         kwargs["regularizer"] = training.MiniBatchAwareL2(
             t.mba_strength, _frequency_tables(model, data))
-    model.compile(optimizer=optimizer, jit_compile=cfg.runtime.jit_compile, **kwargs)
+    steps = t.steps_per_execution
+    if isinstance(steps, bool) or not isinstance(steps, int) or steps < 1:
+        raise ValueError(f"Invalid trainer.steps_per_execution={steps!r}; expected an "
+                         "integer >= 1.")
+    model.compile(optimizer=optimizer, jit_compile=cfg.runtime.jit_compile,
+                  steps_per_execution=steps, **kwargs)
 
 
 def _optimizer(name, learning_rate, model):

@@ -138,6 +138,42 @@ def test_command_line_errors_exit_2_with_a_message(tmp_path):
     assert listing.returncode == 0 and "paper/DIEN@din" in listing.stdout.split()
 
 
+def test_steps_per_execution_trains_the_same_steps_to_the_same_weights(processed_dir,
+                                                                      tmp_path):
+    """Several steps per tf.function call (the last call of the epoch partial)
+    change speed only: the same steps, data order and final weights."""
+    import keras
+    from din_tf import models
+    from experiments import inputs
+
+    data = inputs.load(C.DataConfig(processed_dir=processed_dir), str(tmp_path / "p"))
+    batches = -(-len(data.train.label) // 64)
+    assert batches % 4, "the epoch should end inside a 4-step call"
+    weights, history = {}, {}
+    for steps in (1, 4):
+        cfg = _tiny(processed_dir, model="dien_repo/DIEN", steps_per_epoch=None,
+                    steps_per_execution=steps)
+        model_dir = str(tmp_path / f"spe{steps}")
+        runner.run(cfg, model_dir, "train_and_eval", export=False)
+        history[steps] = json.load(open(os.path.join(model_dir, "metrics.json")))[-1]
+        model = models.get_model(cfg.model.name, n_users=data.n_users, n_items=data.n_items,
+                                 n_categories=data.n_categories)
+        model.load_weights(os.path.join(model_dir, "final.weights.h5"))
+        weights[steps] = [w.numpy() for w in model.weights]
+        keras.backend.clear_session()
+    for a, b in zip(weights[1], weights[4], strict=True):
+        np.testing.assert_allclose(b, a, rtol=1e-5, atol=1e-6)
+    # The epoch's mean training loss covers every step: equal only if both
+    # runs took the same steps on the same batches.
+    for key in ("loss", "ctr_loss", "aux_loss", "test_auc"):
+        assert np.isfinite(history[1][key]), key
+        np.testing.assert_allclose(history[4][key], history[1][key], rtol=1e-5, err_msg=key)
+    with pytest.raises(ValueError, match=r"trainer.steps_per_execution=0; expected an "
+                                         r"integer >= 1"):
+        runner.run(_tiny(processed_dir, steps_per_execution=0), str(tmp_path / "bad"),
+                   "train", export=False)
+
+
 def test_xla_and_mixed_precision_runs_train_evaluate_and_export(processed_dir, tmp_path):
     cfg = resolve_config("dien_repo/DIEN@dien", params_override=json.dumps({
         "data": {"processed_dir": processed_dir, "train_batch_size": 64,
