@@ -29,6 +29,7 @@ class RunnerError(Exception):
 
 
 def run(cfg, model_dir, mode="train_and_eval", export=True):
+    _check_steps_per_execution(cfg.trainer.steps_per_execution)  # before model_dir is written
     _prepare_model_dir(model_dir, cfg)
     keras.utils.set_random_seed(cfg.runtime.seed)
     if cfg.runtime.mixed_precision:
@@ -102,12 +103,14 @@ def _compile(model, cfg, data):
     if t.mba_strength:
         kwargs["regularizer"] = training.MiniBatchAwareL2(
             t.mba_strength, _frequency_tables(model, data))
-    steps = t.steps_per_execution
+    model.compile(optimizer=optimizer, jit_compile=cfg.runtime.jit_compile,
+                  steps_per_execution=t.steps_per_execution, **kwargs)
+
+
+def _check_steps_per_execution(steps):
     if isinstance(steps, bool) or not isinstance(steps, int) or steps < 1:
         raise ValueError(f"Invalid trainer.steps_per_execution={steps!r}; expected an "
                          "integer >= 1.")
-    model.compile(optimizer=optimizer, jit_compile=cfg.runtime.jit_compile,
-                  steps_per_execution=steps, **kwargs)
 
 
 def _optimizer(name, learning_rate, model):

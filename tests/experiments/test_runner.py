@@ -172,6 +172,7 @@ def test_steps_per_execution_trains_the_same_steps_to_the_same_weights(processed
                                          r"integer >= 1"):
         runner.run(_tiny(processed_dir, steps_per_execution=0), str(tmp_path / "bad"),
                    "train", export=False)
+    assert not os.path.exists(tmp_path / "bad")  # nothing written for a bad config
 
 
 def test_xla_and_mixed_precision_runs_train_evaluate_and_export(processed_dir, tmp_path):
