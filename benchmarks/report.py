@@ -18,6 +18,7 @@ import functools
 import glob
 import json
 import os
+import statistics
 
 from absl import app, flags
 
@@ -70,7 +71,7 @@ def original_table(originals):
     for (model, batch, t), rates in sorted(originals.items()):
         spread = f"; {_fmt(min(rates))}–{_fmt(max(rates))}" if len(rates) > 1 else ""
         out.append(f"| {model} | {batch} | {t} | {len(rates)} | "
-                   f"{_fmt(sum(rates) / len(rates))}{spread} |")
+                   f"{_fmt(statistics.fmean(rates))}{spread} |")
     return out + [""]
 
 
@@ -144,7 +145,7 @@ def _ratio(r, originals):
     over the mean of the runs measured here, else over spec §11's figure (†)."""
     runs = originals.get((r["model"], r["batch_size"], r["T"]))
     if runs:
-        return f"{r['examples_per_s'] / (sum(runs) / len(runs)):.2f}×"
+        return f"{r['examples_per_s'] / statistics.fmean(runs):.2f}×"
     base = ORIGINAL.get((r["model"], r["batch_size"]), {}).get(r["T"])
     return f"{r['examples_per_s'] / base:.2f}×†" if base else ""
 
