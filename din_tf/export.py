@@ -13,10 +13,14 @@ not in the graph (`model(features, training=False)` runs
 | `history_item_ids`, `history_category_ids` | int32 | [None, None] (0-padded) |
 | `history_length` | int32 | [None] |
 
-A served row never depends on the other rows of its request: every
+A served row never depends on the other rows of its request nor on how far
+its history is padded (`row_independent_inference`): every
 `din_tf.layers.Dice` is traced with `inference_statistics="moving"` (the
 originals' DIEN Dice normalises with the statistics of the current batch, even
-at inference). `dice_statistics="batch"` keeps the as-coded behaviour.
+at inference), and the DIEN-repo models' history sum counts the row's own
+steps only (as coded it also adds the embedding of every padded step, so a
+score depends on the longest history of its batch). `dice_statistics="batch"`
+and `padded_history="as_coded"` keep the as-coded behaviour, with a warning.
 
 Implementation: a `tf.Module` that tracks the tf.Variables the serving
 function captured (not the model object, so optimizer slots, metric state and
@@ -43,6 +47,7 @@ from din_tf.layers import Dice
 from din_tf.layers._checks import check_choice
 
 DICE_STATISTICS = ("moving", "batch")
+PADDED_HISTORY = ("ignored", "as_coded")
 SIGNATURE_NAME = "serving_default"
 OUTPUT_NAME = "probability"
 _ITEM_KEYS = (F.ITEM_ID, F.CATEGORY_ID, F.HISTORY_ITEM_IDS, F.HISTORY_CATEGORY_IDS,
@@ -89,8 +94,37 @@ def dice_inference_statistics(model, statistics):
         _drop_inference_functions(model)
 
 
-def export_saved_model(model, export_dir, *, dice_statistics="moving", overwrite=False,
-                       jit_compile=False):
+@contextlib.contextmanager
+def padded_history_ignored(model):
+    """Temporarily makes a model that sums its padded history steps as coded
+    (`mask_history_sum=False`) sum the row's own steps only, which is what it
+    computes for a batch padded to that row's length (e.g. a batch of one).
+    Models without that option are unchanged. Drops cached predict/evaluate
+    functions on entry and exit, like `dice_inference_statistics`."""
+    options = getattr(model, "options", None)
+    as_coded = isinstance(options, dict) and options.get("mask_history_sum") is False
+    _drop_inference_functions(model)
+    try:
+        if as_coded:
+            options["mask_history_sum"] = True
+        yield model
+    finally:
+        if as_coded:
+            options["mask_history_sum"] = False
+        _drop_inference_functions(model)
+
+
+@contextlib.contextmanager
+def row_independent_inference(model):
+    """What the export serves by default: within this context a row's score
+    depends only on that row (Dice on moving statistics, padded history steps
+    ignored), so `model.predict` equals the SavedModel on any batching."""
+    with dice_inference_statistics(model, "moving"), padded_history_ignored(model):
+        yield model
+
+
+def export_saved_model(model, export_dir, *, dice_statistics="moving",
+                       padded_history="ignored", overwrite=False, jit_compile=False):
     """Writes `model` as a SavedModel for TF-Serving; returns `export_dir`.
 
     Args:
@@ -101,6 +135,12 @@ def export_saved_model(model, export_dir, *, dice_statistics="moving", overwrite
             averages, so a row's probability does not depend on the rest of the
             request. "batch": keep each Dice as configured (the DIEN repo's
             Dice then normalises with the request's statistics); warns.
+        padded_history: "ignored" (default): a DIEN-repo model built with the
+            as-coded history sum (`mask_history_sum=False`) sums the row's own
+            steps only, i.e. scores every row as a request of that row alone
+            would (padded to its own length), whatever the request's padding.
+            "as_coded": keep adding the padded steps' embeddings, so a row's
+            score depends on the request's longest history; warns.
         overwrite: replace a non-empty `export_dir`.
         jit_compile: compile the serving function with XLA (default False).
             Batch-1 DIEN latency drops 1.5-8x, more with longer histories
@@ -116,6 +156,7 @@ def export_saved_model(model, export_dir, *, dice_statistics="moving", overwrite
     """
     _check_model(model)
     check_choice("dice_statistics", dice_statistics, DICE_STATISTICS)
+    check_choice("padded_history", padded_history, PADDED_HISTORY)
     if not isinstance(jit_compile, bool):
         raise ValueError(f"Invalid jit_compile={jit_compile!r}; expected True or False.")
     export_dir = os.path.abspath(os.fspath(export_dir))
@@ -134,15 +175,24 @@ def export_saved_model(model, export_dir, *, dice_statistics="moving", overwrite
             "layers that normalise with the statistics of the request's batch, so a served "
             "row's probability depends on the other rows sent with it.", UserWarning,
             stacklevel=2)
+    if padded_history == "as_coded" and getattr(model, "options", {}).get(
+            "mask_history_sum") is False:
+        warnings.warn(
+            f"export_saved_model(padded_history='as_coded'): {type(model).__name__} adds the "
+            "embedding of every padded history step to its history sum, so a served row's "
+            "probability depends on how far the request pads it (its longest history).",
+            UserWarning, stacklevel=2)
 
     parent, base = os.path.split(export_dir)
     os.makedirs(parent, exist_ok=True)
     staging = tempfile.mkdtemp(prefix=f".{base}.export-", dir=parent)
     os.chmod(staging, 0o755)  # mkdtemp makes it private; servers often run as another user
     try:
-        statistics = dice_statistics if dice_statistics == "moving" else None
-        with (dice_inference_statistics(model, statistics) if statistics
-              else contextlib.nullcontext()):
+        with contextlib.ExitStack() as behaviour:
+            if dice_statistics == "moving":
+                behaviour.enter_context(dice_inference_statistics(model, "moving"))
+            if padded_history == "ignored":
+                behaviour.enter_context(padded_history_ignored(model))
             module = _serving_module(model, jit_compile)
             tf.saved_model.save(module, staging,
                                 signatures={SIGNATURE_NAME: module.serve.get_concrete_function()})
@@ -161,9 +211,8 @@ def serving_request(model, rows, *, pad_to=None, signature_name=SIGNATURE_NAME):
     `din_tf.features` batch; keys the signature does not take are dropped).
     TF-Serving stacks the instances, so histories are cut to each row's
     `history_length` and right-padded with 0 to `pad_to` steps (default: the
-    longest history). As coded, DIEN-repo models add the padded steps' row-0
-    embeddings to the history sum (`mask_history_sum=False`), so their scores
-    depend on the padded width: pad as in training (e.g. to `maxlen`).
+    longest history). The default export ignores padded steps, so the padded
+    width does not change a score (see `export_saved_model(padded_history=)`).
     Returns a JSON-serializable dict (`json.dumps` it for the request).
     """
     names = serving_feature_names(model)

@@ -4,9 +4,11 @@ not depend on their request; the docs' REST example runs; writes are atomic.
 The export also runs through a TF1 Session (the MetaGraph path TF-Serving's
 loader takes), and the XLA export (`jit_compile=True`) equals the default one.
 
-The Keras side of every comparison runs under
-`dice_inference_statistics(model, "moving")`, with non-trivial Dice moving
-statistics, alphas (and DIN-repo betas) assigned beforehand.
+The Keras side of every comparison runs under `row_independent_inference`
+(Dice on moving statistics, padded history steps ignored), with non-trivial
+Dice moving statistics, alphas (and DIN-repo betas) assigned beforehand. Each
+row is also served alone, padded to its own length only, so a score that
+depended on the request's padding would differ from the batch's.
 """
 
 import json
@@ -25,6 +27,8 @@ from din_tf import models
 from din_tf.export import (
     dice_inference_statistics,
     export_saved_model,
+    padded_history_ignored,
+    row_independent_inference,
     serving_feature_names,
     serving_request,
 )
@@ -59,6 +63,10 @@ def _serving_inputs(model, features):
     return {k: features[k] for k in serving_feature_names(model)}
 
 
+def _row(features, index):
+    return {k: np.asarray(v)[index] for k, v in features.items()}
+
+
 def _docs_request():
     with open(DOCS) as f:
         blocks = re.findall(r"```json\n(.*?)```", f.read(), flags=re.S)
@@ -83,8 +91,10 @@ def _probe(tmp_path, model_dirs, calls):
 
 @pytest.fixture(scope="module")
 def exported(tmp_path_factory):
-    """DIEN (Dice "dien" mode) and the DIN repo's DIN+Dice, exported and probed
-    in one fresh process: the full batch of 64, each row alone, the docs' example."""
+    """DIEN (as coded: Dice "dien" mode, padded steps in the history sum) and
+    the DIN repo's DIN+Dice, exported and probed in one fresh process: the full
+    batch of 64 padded to STEPS, each row alone at its own length, the docs'
+    example."""
     keras.utils.set_random_seed(3)
     tmp = tmp_path_factory.mktemp("export")
     features, _ = make_batch(n=64, seed=3)
@@ -97,14 +107,18 @@ def exported(tmp_path_factory):
         dirs[key] = export_saved_model(model, tmp / key / "1")
         instances = serving_request(model, features, pad_to=STEPS)["instances"]
         calls.append({"model": key, "instances": instances})
-        calls += [{"model": key, "instances": [row]} for row in instances]
+        for index in range(len(instances)):  # alone, padded to its own length
+            alone = serving_request(model, [_row(features, index)])["instances"]
+            calls.append({"model": key, "instances": alone})
         inputs = _serving_inputs(model, features)
-        with dice_inference_statistics(model, "moving"):
+        with row_independent_inference(model):
             expected[key] = np.asarray(model(inputs, training=False))
+        with dice_inference_statistics(model, "moving"):
+            expected[key + "/padded_history"] = np.asarray(model(inputs, training=False))
         expected[key + "/batch_statistics"] = np.asarray(model(inputs, training=False))
     docs = _docs_request()
     calls.append({"model": "dien", "instances": docs["instances"]})
-    with dice_inference_statistics(built["dien"], "moving"):
+    with row_independent_inference(built["dien"]):
         expected["docs"] = np.asarray(built["dien"](_columns(docs["instances"])))
     probe = _probe(tmp, {k: str(v) for k, v in dirs.items()}, calls)
     results = iter(probe["results"])
@@ -132,8 +146,9 @@ def test_reloaded_model_matches_keras_with_moving_dice(exported, key):
     served, expected = exported["outputs"][key], exported["expected"][key]
     assert served.shape == (64,)
     np.testing.assert_allclose(served, expected, atol=ATOL)
-    if key == "dien":  # the switch mattered: batch statistics give other scores
-        assert np.max(np.abs(exported["expected"]["dien/batch_statistics"] - expected)) > 1e-3
+    if key == "dien":  # both switches mattered: as coded, the scores differ
+        for as_coded in ("dien/batch_statistics", "dien/padded_history"):
+            assert np.max(np.abs(exported["expected"][as_coded] - expected)) > 1e-3, as_coded
 
 
 @pytest.mark.parametrize("key", ["dien", "din_repo"])
@@ -219,7 +234,7 @@ def test_keras_file_round_trip_predicts_the_same(exported, tmp_path):
     loaded = keras.saving.load_model(path)
     inputs = _serving_inputs(model, exported["features"])
     np.testing.assert_allclose(loaded(inputs), model(inputs), atol=ATOL)
-    with dice_inference_statistics(loaded, "moving"):
+    with row_independent_inference(loaded):
         np.testing.assert_allclose(loaded(inputs), exported["expected"]["dien"], atol=ATOL)
 
 
@@ -257,7 +272,8 @@ def test_batch_statistics_warn_and_make_rows_depend_on_the_request(tmp_path):
         export_saved_model(model, target, dice_statistics="batch")
     serve = tf.saved_model.load(str(target)).signatures["serving_default"]
     batch = serve(**inputs)["probability"].numpy()
-    np.testing.assert_allclose(batch, model(inputs), atol=ATOL)  # as coded
+    with padded_history_ignored(model):  # Dice as coded
+        np.testing.assert_allclose(batch, model(inputs), atol=ATOL)
     alone = serve(**{k: v[:1] for k, v in inputs.items()})["probability"].numpy()
     assert abs(alone[0] - batch[0]) > 1e-3
 
@@ -306,6 +322,57 @@ def test_failed_export_leaves_nothing_and_restores_dice(tmp_path, monkeypatch):
     assert (existing / "saved_model.pb").read_text() == "previous export"
     assert {layer.inference_statistics for layer in model._flatten_layers()
             if isinstance(layer, Dice)} == {"batch"}
+    assert model.options["mask_history_sum"] is False
+
+
+def _padded(features, steps):
+    """The same rows with their histories padded to `steps` columns."""
+    out = dict(features)
+    for key in ("history_item_ids", "history_category_ids"):
+        history = np.asarray(features[key])
+        out[key] = np.pad(history, [(0, 0), (0, steps - history.shape[1])])
+    return out
+
+
+@pytest.mark.parametrize("name", sorted(models.ORIGINAL_MODELS))
+def test_every_model_scores_a_row_alone_as_in_any_padded_batch(name):
+    """Row independence, property form, for every original model as coded:
+    under `row_independent_inference` (what the export serves) a row scored
+    alone at its own length equals the same row in a batch padded 5 steps
+    wider. As coded, the DIEN repo's models depend on the padding."""
+    keras.utils.set_random_seed(11)
+    model = models.get_model(name, n_users=9, n_items=30, n_categories=6)
+    _randomize_dice(model, 5)
+    features, _ = make_batch(n=12, seed=8)
+    inputs = _serving_inputs(model, features)
+    wide = _padded(inputs, STEPS + 5)
+    with row_independent_inference(model):
+        batch = np.asarray(model(wide, training=False))
+        alone = np.array([model({k: v[i:i + 1, :inputs["history_length"][i]]
+                                 if np.ndim(v) == 2 else v[i:i + 1]
+                                 for k, v in inputs.items()}, training=False)[0]
+                          for i in range(len(batch))])
+    np.testing.assert_allclose(alone, batch, atol=ATOL)
+    padding_matters = name.startswith("dien_repo/")
+    with dice_inference_statistics(model, "moving"):
+        narrow = np.asarray(model(inputs, training=False))
+        wider = np.asarray(model(wide, training=False))
+    assert (np.max(np.abs(narrow - wider)) > 1e-4) == padding_matters
+
+
+def test_as_coded_padding_warns_and_makes_scores_depend_on_the_request(tmp_path):
+    model = _small_dice_dnn()
+    features, _ = make_batch(n=8, seed=6)
+    inputs = _serving_inputs(model, features)
+    target = tmp_path / "dnn" / "1"
+    with pytest.warns(UserWarning, match="how far the request pads it"):
+        export_saved_model(model, target, padded_history="as_coded")
+    serve = tf.saved_model.load(str(target)).signatures["serving_default"]
+    narrow = serve(**inputs)["probability"].numpy()
+    wide = serve(**_padded(inputs, STEPS + 5))["probability"].numpy()
+    assert np.max(np.abs(narrow - wide)) > 1e-3
+    with pytest.raises(ValueError, match=r"padded_history='none'.*\['as_coded', 'ignored'\]"):
+        export_saved_model(model, tmp_path / "x", padded_history="none")
 
 
 def test_bad_arguments_are_named(tmp_path):

@@ -23,10 +23,14 @@ As coded in the original:
 
 Differences, all forced or harmless, and documented:
 
-* The original iterates users in Python 2 dict order and draws with unseeded
-  Python 2 `random`; here users go in order of first appearance, draws come
-  from `random.Random(seed)` streams, and count ties in the vocabularies are
-  broken by first appearance in the train file (Python 2 used dict order).
+* The original iterates users in Python 2 dict order (a hash order of the
+  reviewer ids, unrelated to their activity) and draws with unseeded Python 2
+  `random`; here users go in an order shuffled by `random.Random(seed)`, draws
+  come from `random.Random(seed)` streams, and count ties in the vocabularies
+  are broken by first appearance in the train file (Python 2 used dict order).
+  The shuffle matters: the DIEN repo trains in file order without shuffling,
+  and the review files list users in an order that correlates with history
+  length and item ids, which would drift along the training file.
 * Negatives are drawn for the last behaviour only (the original also draws
   them for earlier behaviours, which end up only in the unused `local_train`).
 * A negative whose asin has no meta gets `default_cat` (the original raises
@@ -92,10 +96,13 @@ def build(reviews: amazon.Reviews, categories: Dict[str, str], seed=0) -> DienFi
     for idx, u in enumerate(reviews.user):
         by_user[u].append(idx)
 
+    users = list(by_user)
+    random.Random(f"dien-users-{seed}").shuffle(users)
     neg_rng = random.Random(f"dien-negatives-{seed}")
     split_rng = random.Random(f"dien-split-{seed}")
     train_lines, test_lines = [], []
-    for user, idxs in by_user.items():
+    for user in users:
+        idxs = by_user[user]
         idxs.sort(key=lambda i: times[i])  # stable
         if len(idxs) < 2:
             continue  # no earlier click: local_aggretor writes nothing for this user

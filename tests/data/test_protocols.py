@@ -154,6 +154,35 @@ def test_dien_seed(tmp_path):
     assert any(o.train_lines + o.test_lines != a.train_lines + a.test_lines for o in others)
 
 
+def _activity_ordered_reviews(users):
+    """Reviews listed user by user, each user with one more review than the
+    previous one: a file whose user order correlates with history length."""
+    user, item, time = [], [], []
+    for u in range(users):
+        for k in range(2 + u):
+            user.append(f"U{u:04d}")
+            item.append(f"I{(u + k) % 50}")
+            time.append(k)
+    reviews = amazon.Reviews(user, item, np.full(len(user), 5.0), np.array(time), "log")
+    return reviews, {f"I{i}": f"C{i % 7}" for i in range(50)}
+
+
+def test_dien_users_are_shuffled_by_the_seed():
+    """The DIEN repo trains in file order: a user order that follows the source
+    file would make history length drift along the epoch. Users are written in
+    a seeded random order, not in order of appearance."""
+    reviews, cats = _activity_ordered_reviews(users=120)
+    users_in = lambda f: list(dict.fromkeys(l.split("\t")[1] for l in f.train_lines))
+    a, b, c = (dien_protocol.build(reviews, cats, seed=s) for s in (7, 7, 8))
+    order = users_in(a)
+    assert order == users_in(b) and order != users_in(c)
+    appearance = [u for u in dict.fromkeys(reviews.user) if u in set(order)]
+    assert sorted(order) == sorted(appearance) and order != appearance
+    lengths = [len(l.split("\t")[4].split("\x02")) for l in a.train_lines[1::2]]
+    rank_correlation = np.corrcoef(np.arange(len(lengths)), np.argsort(np.argsort(lengths)))[0, 1]
+    assert abs(rank_correlation) < 0.3, rank_correlation
+
+
 def test_dien_write_and_load(tmp_path):
     reviews, cats = _inputs(tmp_path, amazon.dien_category)
     # Find a seed that puts at least one user in the test split.
