@@ -29,7 +29,9 @@ class DataConfig:
     maxlen: Optional[int] = 100     # training truncation (evaluation uses full histories)
     num_negatives: int = 5          # DIEN auxiliary-loss negatives per step
     shuffle: bool = False           # the DIEN repo does not shuffle; the DIN repo does
-    bucket_boundaries: Optional[list] = None
+    bucket_boundaries: Optional[list] = None  # batches of similar history length
+    batching: str = "sequential"    # "sequential" (file or shuffled order, or buckets) or
+                                    # "dien_iterator" (the DIEN repo's length-sorted chunks)
     prepare_seed: Optional[int] = None  # protocol randomness (None: the protocol's default)
 
 
@@ -56,6 +58,16 @@ class RuntimeConfig:
 
 
 @dataclasses.dataclass
+class EvaluationConfig:
+    # "served": every test row scored as the export serves it, independent of its
+    # batch (Dice moving statistics, padded history steps ignored), so the
+    # reported AUC is the served AUC. "original": as the original code scores
+    # its test batches (as-coded models: Dice batch statistics, padded steps in
+    # the history sum), test batches formed like the training batches.
+    scoring: str = "served"
+
+
+@dataclasses.dataclass
 class ExportConfig:
     dice_statistics: str = "moving"  # "moving" (row-independent serving) or "batch" (as coded)
 
@@ -66,6 +78,7 @@ class ExperimentConfig:
     data: DataConfig = dataclasses.field(default_factory=DataConfig)
     trainer: TrainerConfig = dataclasses.field(default_factory=TrainerConfig)
     runtime: RuntimeConfig = dataclasses.field(default_factory=RuntimeConfig)
+    evaluation: EvaluationConfig = dataclasses.field(default_factory=EvaluationConfig)
     export: ExportConfig = dataclasses.field(default_factory=ExportConfig)
 
     def as_dict(self):

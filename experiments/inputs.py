@@ -5,13 +5,14 @@ import functools
 import hashlib
 import json
 import os
-from typing import Optional
+from typing import NamedTuple, Optional
 
 import numpy as np
+import tensorflow as tf
 from absl import logging
 
 from din_tf.data import load_dien_dir, load_din_dir, make_dataset, prepare
-from din_tf.data.pipeline import NegativeSampler
+from din_tf.data.pipeline import NegativeSampler, bucketed_batches, dien_iterator_batches
 from din_tf.data.samples import Samples
 
 
@@ -79,12 +80,42 @@ def _file_id(path):
     return [os.path.abspath(path), st.st_size, int(st.st_mtime)]
 
 
+class Datasets(NamedTuple):
+    train: tf.data.Dataset
+    test: tf.data.Dataset
+    test_order: np.ndarray  # the test rows in the order the test batches emit them
+
+
+BATCHINGS = ("sequential", "dien_iterator")
+
+
 def datasets(data, data_cfg, with_negatives, seed):
+    """Training and test datasets. Test batches are formed like the training
+    batches: the DIEN iterator's length-sorted chunks, buckets of the same
+    boundaries, or file order; `test_order` maps their rows back to the file."""
+    if data_cfg.batching not in BATCHINGS:
+        raise ValueError(f"Invalid data.batching={data_cfg.batching!r}; expected one of "
+                         f"{list(BATCHINGS)}.")
+    if data_cfg.batching == "dien_iterator" and (data_cfg.shuffle or data_cfg.bucket_boundaries):
+        raise ValueError("data.batching='dien_iterator' fixes the batch order (the DIEN repo's "
+                         "length-sorted chunks); it cannot be combined with data.shuffle=true "
+                         "or data.bucket_boundaries.")
     sampler = data.sampler if with_negatives else None
+    train_batches = test_batches = None
+    if data_cfg.batching == "dien_iterator":
+        # The original sorts by the full history length, before truncation.
+        train_batches = dien_iterator_batches(data.train.history_length,
+                                              data_cfg.train_batch_size)
+        test_batches = dien_iterator_batches(data.test.history_length, data_cfg.eval_batch_size)
+    elif data_cfg.bucket_boundaries:
+        test_batches = bucketed_batches(data.test.history_length, data_cfg.bucket_boundaries,
+                                        data_cfg.eval_batch_size)
     train = make_dataset(data.train, data_cfg.train_batch_size, maxlen=data_cfg.maxlen,
                          negatives=sampler, shuffle=data_cfg.shuffle, seed=seed,
-                         bucket_boundaries=data_cfg.bucket_boundaries)
-    # Evaluation keeps full histories and the file order (spec §6.2 item 6).
+                         bucket_boundaries=data_cfg.bucket_boundaries, batches=train_batches)
+    # Evaluation keeps full histories (spec §6.2 item 6).
     test = make_dataset(data.test, data_cfg.eval_batch_size, maxlen=None, negatives=sampler,
-                        seed=seed + 1)
-    return train, test
+                        seed=seed + 1, batches=test_batches)
+    order = (np.concatenate(test_batches) if test_batches is not None
+             else np.arange(len(data.test)))
+    return Datasets(train, test, order)

@@ -1,12 +1,14 @@
 """Runs one experiment config: data → model → fit with per-epoch evaluation →
 final evaluation → SavedModel export, with resumable state in `model_dir`."""
 
+import contextlib
 import csv
 import json
 import os
 import sys
 import tempfile
 import weakref
+from typing import NamedTuple
 
 import keras
 import numpy as np
@@ -21,7 +23,7 @@ from experiments import evaluation, inputs, plot
 # Config keys that may change between runs sharing a model_dir.
 RESUMABLE_KEYS = ("trainer.epochs", "data.eval_batch_size", "export.dice_statistics",
                   "runtime.strategy", "runtime.jit_compile", "data.reviews", "data.meta",
-                  "data.processed_dir", "trainer.steps_per_execution")
+                  "data.processed_dir", "trainer.steps_per_execution", "evaluation.scoring")
 
 
 class RunnerError(Exception):
@@ -43,24 +45,27 @@ def run(cfg, model_dir, mode="train_and_eval", export=True):
         model = models.get_model(cfg.model.name, n_users=data.n_users, n_items=data.n_items,
                                  n_categories=data.n_categories, **cfg.model.options)
         _compile(model, cfg, data)
-    train_ds, test_ds = inputs.datasets(data, cfg.data, model.uses_aux_loss, cfg.runtime.seed)
+    train_ds, test_ds, test_order = inputs.datasets(data, cfg.data, model.uses_aux_loss,
+                                                    cfg.runtime.seed)
+    test = TestSet(test_ds, test_order, data, cfg.evaluation.scoring)
     results = {}
     last_epoch = None  # the final epoch's test results, when this process trained it
     if mode in ("train", "train_and_eval"):
-        last_epoch = _train(model, cfg, model_dir, train_ds, test_ds, data,
+        last_epoch = _train(model, cfg, model_dir, train_ds, test,
                             evaluate=mode != "train")
     else:
         _restore(model, model_dir)
     if mode in ("eval", "train_and_eval"):
         # The final weights were just scored after the last epoch: not again.
-        results = dict(last_epoch) if last_epoch is not None else _evaluate(model, test_ds, data)
-        _write_json(os.path.join(model_dir, "eval.json"), results)
+        results = dict(last_epoch) if last_epoch is not None else _evaluate(model, test)
+        _write_json(os.path.join(model_dir, "eval.json"),
+                    {**results, "evaluation": _evaluation_description(cfg)})
         print(_summary(cfg, results))
     if mode == "export" or (mode == "train_and_eval" and export):
         from din_tf.export import export_saved_model
         path = os.path.join(model_dir, "export", "1")
         export_saved_model(model, path, dice_statistics=cfg.export.dice_statistics,
-                           overwrite=True)
+                           overwrite=True)  # scores rows as evaluation.scoring="served"
         results["export_dir"] = path
         print(f"SavedModel written to {path}")
     return results
@@ -147,15 +152,15 @@ class EpochEvaluation(keras.callbacks.Callback):
     logs (so TensorBoard sees them) and rewrites metrics.json/.csv and
     curves.png in `model_dir`."""
 
-    def __init__(self, test_ds, data, model_dir):
+    def __init__(self, test, model_dir):
         super().__init__()
-        self.test_ds, self.data, self.model_dir = test_ds, data, model_dir
+        self.test, self.model_dir = test, model_dir
         self.history = _read_history(model_dir)
         self.last_results = None
 
     def on_epoch_end(self, epoch, logs=None):
         logs = logs if logs is not None else {}
-        self.last_results = _evaluate(self.model, self.test_ds, self.data)
+        self.last_results = _evaluate(self.model, self.test)
         for key, value in self.last_results.items():
             logs[f"test_{key}"] = value
         row = {"epoch": epoch + 1, **{k: float(v) for k, v in logs.items()}}
@@ -167,7 +172,7 @@ class EpochEvaluation(keras.callbacks.Callback):
             f"{k}={logs[k]:.4f}" for k in ("loss", "test_auc", "test_gauc") if k in logs))
 
 
-def _train(model, cfg, model_dir, train_ds, test_ds, data, evaluate):
+def _train(model, cfg, model_dir, train_ds, test, evaluate):
     """Trains (resuming) to cfg.trainer.epochs; returns the final epoch's test
     results when `evaluate` and this call trained that epoch, else None."""
     state_path = os.path.join(model_dir, "state.json")
@@ -188,7 +193,7 @@ def _train(model, cfg, model_dir, train_ds, test_ds, data, evaluate):
     ]
     if cfg.trainer.halve_lr_each_epoch:
         callbacks.append(training.HalveLearningRateEachEpoch())
-    epoch_evaluation = EpochEvaluation(test_ds, data, model_dir) if evaluate else None
+    epoch_evaluation = EpochEvaluation(test, model_dir) if evaluate else None
     if epoch_evaluation is not None:
         callbacks.append(epoch_evaluation)
     os.makedirs(os.path.join(model_dir, "checkpoints"), exist_ok=True)
@@ -213,29 +218,70 @@ def _restore(model, model_dir):
     model.load_weights(path)
 
 
+SCORINGS = ("served", "original")
+
+
+class TestSet(NamedTuple):
+    """What an evaluation needs: the test batches, the file row of each
+    emitted prediction, the data (labels, groups) and how rows are scored."""
+    dataset: tf.data.Dataset
+    order: np.ndarray
+    data: inputs.ExperimentData
+    scoring: str
+
+
+def _evaluation_description(cfg):
+    if cfg.evaluation.scoring == "served":
+        return ("served: each test row scored as the export serves it (Dice moving "
+                "statistics, padded history steps ignored), independent of its batch")
+    batches = ("the DIEN repo's length-sorted batches" if cfg.data.batching == "dien_iterator"
+               else "buckets of the training boundaries" if cfg.data.bucket_boundaries
+               else "file order")
+    return (f"original: test rows scored in batches of {cfg.data.eval_batch_size} formed as "
+            f"{batches}, as the original code scores them")
+
+
 _TEST_STEPS = weakref.WeakKeyDictionary()  # model -> its traced evaluation step
 
 
-def _evaluate(model, test_ds, data):
+def _evaluate(model, test):
     """One pass over the test set: the model's losses (averaged over batches,
     as `model.evaluate` reports them) and the offline metrics of its
-    probabilities (`evaluation.score`). Under a multi-replica strategy,
-    Keras' distributed `evaluate` and `predict` (two passes) instead."""
-    if model.distribute_strategy.num_replicas_in_sync > 1:
-        losses = model.evaluate(test_ds, verbose=0, return_dict=True)
-        probabilities = model.predict(test_ds, verbose=0)
-        scores = evaluation.score(data.test.label, probabilities, data.test_groups)
-        return {**{k: float(v) for k, v in losses.items()}, **scores}
-    step = _TEST_STEPS.get(model)
+    probabilities (`evaluation.score`), put back in file order. Under a
+    multi-replica strategy, Keras' distributed `evaluate` and `predict` (two
+    passes) instead. `test.scoring="served"` scores within
+    `row_independent_inference`, i.e. exactly what the export serves."""
+    from din_tf.export import row_independent_inference
+    if test.scoring not in SCORINGS:
+        raise ValueError(f"Invalid evaluation.scoring={test.scoring!r}; expected one of "
+                         f"{list(SCORINGS)}.")
+    behaviour = (row_independent_inference(model) if test.scoring == "served"
+                 else contextlib.nullcontext())
+    with behaviour:
+        if model.distribute_strategy.num_replicas_in_sync > 1:
+            losses = model.evaluate(test.dataset, verbose=0, return_dict=True)
+            emitted = np.asarray(model.predict(test.dataset, verbose=0)).reshape(-1)
+            losses = {k: float(v) for k, v in losses.items()}
+        else:
+            losses, emitted = _one_pass(model, test)
+    probabilities = np.empty(len(test.order), np.float64)
+    probabilities[test.order] = emitted
+    scores = evaluation.score(test.data.test.label, probabilities, test.data.test_groups)
+    return {**losses, **scores}
+
+
+def _one_pass(model, test):
+    steps = _TEST_STEPS.setdefault(model, {})
+    step = steps.get(test.scoring)  # the scoring is fixed when the step is traced
     if step is None:
         def test_step(x, y):
             outputs, losses = model.compute_losses(x, y, training=False)
             return losses, outputs["probability"]
         step = tf.function(test_step, jit_compile=bool(model.jit_compile),
                            reduce_retracing=True)
-        _TEST_STEPS[model] = step
+        steps[test.scoring] = step
     totals, batches, probabilities = {}, 0, []
-    for batch in test_ds:
+    for batch in test.dataset:
         x, y, _ = keras.utils.unpack_x_y_sample_weight(batch)
         losses, probability = step(x, y)
         for key, value in losses.items():
@@ -244,8 +290,7 @@ def _evaluate(model, test_ds, data):
         probabilities.append(np.asarray(probability).reshape(-1))
     if not batches:
         raise RunnerError("the test set is empty; nothing to evaluate.")
-    scores = evaluation.score(data.test.label, np.concatenate(probabilities), data.test_groups)
-    return {**{k: v / batches for k, v in totals.items()}, **scores}
+    return {k: v / batches for k, v in totals.items()}, np.concatenate(probabilities)
 
 
 def _summary(cfg, results):

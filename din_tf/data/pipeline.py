@@ -168,6 +168,25 @@ def dien_iterator_batches(history_lengths, batch_size=128, max_batch_size=20):
     return batches
 
 
+def bucketed_batches(history_lengths, boundaries, batch_size):
+    """Row indices per batch when rows are grouped by history length: bucket
+    `i` holds lengths in `[boundaries[i-1], boundaries[i])`; a bucket emits a
+    batch when it is full, and the partial buckets are emitted at the end in
+    bucket order (the behaviour of `tf.data`'s `bucket_by_sequence_length`).
+    Used to evaluate in batches shaped like bucketed training batches."""
+    lengths = np.asarray(history_lengths)
+    bucket_of = np.searchsorted(np.asarray(boundaries), lengths, side="right")
+    pending = [[] for _ in range(len(boundaries) + 1)]
+    batches = []
+    for row, bucket in enumerate(bucket_of):
+        pending[bucket].append(row)
+        if len(pending[bucket]) == batch_size:
+            batches.append(np.array(pending[bucket], np.int64))
+            pending[bucket] = []
+    batches.extend(np.array(rows, np.int64) for rows in pending if rows)
+    return batches
+
+
 # --------------------------------------------------------------------------
 # The dataset.
 

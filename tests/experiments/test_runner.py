@@ -208,11 +208,13 @@ def test_evaluation_is_one_pass_equal_to_keras_evaluate_and_predict(processed_di
                              n_categories=data.n_categories)
     model.compile()
     model.load_weights(os.path.join(model_dir, "final.weights.h5"))
-    _, test_ds = inputs.datasets(data, cfg.data, model.uses_aux_loss, cfg.runtime.seed)
-    one_pass = runner._evaluate(model, test_ds, data)
+    _, test_ds, order = inputs.datasets(data, cfg.data, model.uses_aux_loss, cfg.runtime.seed)
+    one_pass = runner._evaluate(model, runner.TestSet(test_ds, order, data,
+                                                      cfg.evaluation.scoring))
     keras_losses = model.evaluate(test_ds, verbose=0, return_dict=True)
-    scores = evaluation.score(data.test.label, model.predict(test_ds, verbose=0),
-                              data.test_groups)
+    in_file_order = np.empty(len(order))
+    in_file_order[order] = model.predict(test_ds, verbose=0)
+    scores = evaluation.score(data.test.label, in_file_order, data.test_groups)
     assert one_pass.keys() == {**keras_losses, **scores}.keys()
     # Keras averages the batch losses in float32, the runner in float64.
     for key, value in keras_losses.items():
