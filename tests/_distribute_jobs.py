@@ -115,7 +115,8 @@ def _runner_evaluation(model):
     groups = np.asarray(features["user_id"])
     data = SimpleNamespace(test=SimpleNamespace(label=np.asarray(labels)), test_groups=groups)
     dataset = tf.data.Dataset.from_tensor_slices((features, labels)).batch(GLOBAL_BATCH)
-    return runner._evaluate(model, dataset, data)
+    order = np.arange(len(groups))
+    return runner._evaluate(model, runner.TestSet(dataset, order, data, "original"))
 
 
 def _train(build, strategy, seed):
