@@ -263,14 +263,19 @@ def _small_dice_dnn():
     return model
 
 
+def _export_warned(model, target, warning, **as_coded):
+    """Exports with an as-coded option, checks its warning, returns the signature."""
+    with pytest.warns(UserWarning, match=warning):
+        export_saved_model(model, target, **as_coded)
+    return tf.saved_model.load(str(target)).signatures["serving_default"]
+
+
 def test_batch_statistics_warn_and_make_rows_depend_on_the_request(tmp_path):
     model = _small_dice_dnn()
     features, _ = make_batch(n=16, seed=4)
     inputs = _serving_inputs(model, features)
     target = tmp_path / "dnn" / "1"
-    with pytest.warns(UserWarning, match="depends on the other rows"):
-        export_saved_model(model, target, dice_statistics="batch")
-    serve = tf.saved_model.load(str(target)).signatures["serving_default"]
+    serve = _export_warned(model, target, "depends on the other rows", dice_statistics="batch")
     batch = serve(**inputs)["probability"].numpy()
     with padded_history_ignored(model):  # Dice as coded
         np.testing.assert_allclose(batch, model(inputs), atol=ATOL)
@@ -364,10 +369,8 @@ def test_as_coded_padding_warns_and_makes_scores_depend_on_the_request(tmp_path)
     model = _small_dice_dnn()
     features, _ = make_batch(n=8, seed=6)
     inputs = _serving_inputs(model, features)
-    target = tmp_path / "dnn" / "1"
-    with pytest.warns(UserWarning, match="how far the request pads it"):
-        export_saved_model(model, target, padded_history="as_coded")
-    serve = tf.saved_model.load(str(target)).signatures["serving_default"]
+    serve = _export_warned(model, tmp_path / "dnn" / "1", "how far the request pads it",
+                           padded_history="as_coded")
     narrow = serve(**inputs)["probability"].numpy()
     wide = serve(**_padded(inputs, STEPS + 5))["probability"].numpy()
     assert np.max(np.abs(narrow - wide)) > 1e-3
