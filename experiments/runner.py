@@ -65,7 +65,7 @@ def run(cfg, model_dir, mode="train_and_eval", export=True):
         from din_tf.export import export_saved_model
         path = os.path.join(model_dir, "export", "1")
         export_saved_model(model, path, dice_statistics=cfg.export.dice_statistics,
-                           overwrite=True)  # scores rows as evaluation.scoring="served"
+                           overwrite=True)  # rows scored as evaluation.scoring="served"
         results["export_dir"] = path
         print(f"SavedModel written to {path}")
     return results
