@@ -20,6 +20,9 @@ import re
 import shutil
 import tempfile
 
+import keras
+from absl import logging
+
 from din_tf._pause_for_kill_test import pause_if_requested
 from experiments import atomic_files
 
@@ -37,7 +40,7 @@ def save(model, backup_dir, finished_epochs):
     pause_if_requested(f"backup_write:{finished_epochs}", weights)
     atomic_files.write_json(os.path.join(staging, STATE_FILE), {
         "finished_epochs": finished_epochs,
-        "optimizer_iterations": int(model.optimizer.iterations.numpy())})
+        "optimizer_iterations": _iterations(model)})
     atomic_files.fsync_directory(staging)
     final = os.path.join(backup_dir, f"epoch_{finished_epochs:03d}")
     if os.path.exists(final):  # an older run's, about to be superseded
@@ -56,6 +59,10 @@ def restore(model, backup_dir):
     atomic_files.remove_partials(backup_dir)
     backups = _complete_backups(backup_dir)
     if not backups:
+        if os.path.exists(os.path.join(backup_dir, "latest.weights.h5")):
+            logging.warning("%s holds a keras BackupAndRestore file from an older runner, "
+                            "which saved a stale learning rate; it is not used and training "
+                            "starts from epoch 1.", backup_dir)
         return 0
     finished_epochs, folder = max(backups)
     with open(os.path.join(folder, STATE_FILE), encoding="utf-8") as f:
@@ -70,7 +77,7 @@ def restore(model, backup_dir):
         with model.distribute_strategy.scope():
             model.optimizer.build(model.trainable_variables)
     model.load_weights(os.path.join(folder, WEIGHTS_FILE))
-    iterations = int(model.optimizer.iterations.numpy())
+    iterations = _iterations(model)
     if iterations != state["optimizer_iterations"]:
         raise ValueError(
             f"{os.path.join(folder, WEIGHTS_FILE)} restored optimizer iterations={iterations}; "
@@ -90,3 +97,7 @@ def _complete_backups(backup_dir):
         if match and os.path.isfile(os.path.join(folder, STATE_FILE)):
             found.append((int(match.group(1)), folder))
     return found
+
+
+def _iterations(model):
+    return int(keras.ops.convert_to_numpy(model.optimizer.iterations))

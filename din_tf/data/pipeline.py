@@ -363,9 +363,14 @@ def make_dataset(samples: Samples,
                 raise ValueError(f"make_dataset: argument 'skip_batches' goes past the single "
                                  f"pass ({per_pass} batches) of a dataset without repeat=True")
             first_pass += whole_passes
-        passes = (tf.data.Dataset.counter(first_pass) if repeat
-                  else tf.data.Dataset.range(first_pass, first_pass + 1))
-        ds = passes.flat_map(one_pass)
+        if repeat:
+            ds = tf.data.Dataset.counter(first_pass).flat_map(one_pass).apply(
+                tf.data.experimental.assert_cardinality(tf.data.INFINITE_CARDINALITY))
+        else:
+            # Built directly (not through flat_map) so its length stays known:
+            # over the same batches of unknown length, Keras 3.15's evaluate
+            # reported a different mean aux_loss than a plain loop.
+            ds = one_pass(tf.constant(first_pass, tf.int64))
         if skip_batches:
             ds = ds.skip(skip_batches)  # before `build`: skipped batches cost only their ids
     else:

@@ -85,9 +85,16 @@ def _arrays(path):
     return found
 
 
+# The epoch means of the training losses Keras logs. Their forward value (not
+# the gradient) varies by one float32 ulp between two uninterrupted runs
+# (seen on 2 cores: two fresh processes, identical weights, `loss` of epoch 1
+# 0.84875619 vs 0.84875625), so only these are compared to 1e-6.
+TRAINING_LOSS_LOGS = ("loss", "ctr_loss", "aux_loss", "reg_loss")
+
+
 def _assert_same_run(model_dir, reference_dir):
-    """Final weights, optimizer state, every epoch checkpoint, metrics.json and
-    eval.json equal exactly."""
+    """Final weights, optimizer state and every epoch checkpoint equal exactly;
+    metrics.json and eval.json too, but for TRAINING_LOSS_LOGS."""
     names = ["final.weights.h5"] + sorted(
         os.path.relpath(p, reference_dir)
         for p in glob.glob(os.path.join(reference_dir, "checkpoints", "*.weights.h5")))
@@ -106,9 +113,14 @@ def _assert_same_run(model_dir, reference_dir):
             got = json.load(f)
         rows = zip(got, expected, strict=True) if name == "metrics.json" else [(got, expected)]
         for row, expected_row in rows:
-            assert {k: v for k, v in row.items() if v != expected_row.get(k)} == {}, \
-                (name, expected_row)
             assert row.keys() == expected_row.keys(), name
+            exact = name == "eval.json"
+            assert {k: v for k, v in row.items()
+                    if v != expected_row[k] and (exact or k not in TRAINING_LOSS_LOGS)} == {}, \
+                (name, expected_row)
+            for key in ([] if exact else TRAINING_LOSS_LOGS):
+                np.testing.assert_allclose(row[key], expected_row[key], rtol=1e-6,
+                                           err_msg=f"{name}: {key}")
     with open(os.path.join(model_dir, "metrics.json")) as f:
         history = json.load(f)
     assert [row["epoch"] for row in history] == [1, 2, 3]
@@ -129,10 +141,11 @@ def test_sigkill_mid_epoch_resumes_after_the_last_finished_epoch(uninterrupted, 
     model_dir = tmp_path / "run"
     _kill_at(runner.PAUSE_MID_SECOND_EPOCH, _command(model_dir), tmp_path / "killed.log",
              tmp_path / "paused")
-    assert os.listdir(model_dir / "backup") == ["epoch_001"]  # epoch 1 saved, 2 under way
+    backups_when_killed = os.listdir(model_dir / "backup")
     _run(_command(model_dir), tmp_path / "resumed.log")
-    assert "resuming after epoch 1" in open(tmp_path / "resumed.log").read()
     _assert_same_run(str(model_dir), uninterrupted)
+    assert backups_when_killed == ["epoch_001"]  # epoch 1 saved, epoch 2 under way
+    assert "resuming after epoch 1" in open(tmp_path / "resumed.log").read()
 
 
 @pytest.mark.slow
@@ -151,9 +164,9 @@ def test_sigkill_while_writing_a_backup_resumes_from_the_previous_one(uninterrup
     _kill_at("backup_write:2", _command(model_dir), tmp_path / "killed.log",
              tmp_path / "paused", truncate_file_being_written)
     _run(_command(model_dir), tmp_path / "resumed.log")
+    _assert_same_run(str(model_dir), uninterrupted)
     assert "resuming after epoch 1" in open(tmp_path / "resumed.log").read()
     assert os.listdir(model_dir / "backup") == ["epoch_003"]  # the partial one removed
-    _assert_same_run(str(model_dir), uninterrupted)
 
 
 @pytest.mark.slow
