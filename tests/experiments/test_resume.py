@@ -138,6 +138,9 @@ def uninterrupted(tmp_path_factory):
 
 @pytest.mark.slow
 def test_sigkill_mid_epoch_resumes_after_the_last_finished_epoch(uninterrupted, tmp_path):
+    """Killed after two steps of epoch 2: the restart resumes after epoch 1
+    and trains epochs 2 and 3 on the same batches, negatives and learning
+    rates as the uninterrupted run."""
     model_dir = tmp_path / "run"
     _kill_at(runner.PAUSE_MID_SECOND_EPOCH, _command(model_dir), tmp_path / "killed.log",
              tmp_path / "paused")
@@ -171,6 +174,8 @@ def test_sigkill_while_writing_a_backup_resumes_from_the_previous_one(uninterrup
 
 @pytest.mark.slow
 def test_sigkill_during_data_preparation_then_rerun_matches(uninterrupted, tmp_path):
+    """Killed while the runner prepares its data: the rerun prepares it again
+    and trains as if nothing happened."""
     model_dir = tmp_path / "run"
     _kill_at("prepare_output", _command(model_dir), tmp_path / "killed.log",
              tmp_path / "paused")
@@ -179,9 +184,10 @@ def test_sigkill_during_data_preparation_then_rerun_matches(uninterrupted, tmp_p
 
 
 def test_sigkill_during_data_preparation_leaves_nothing_a_rerun_trusts(tmp_path):
-    """Fast version (default suite): after a kill with the prepared files half
-    moved into place, the next run prepares them again, completely (the same
-    bytes as a clean preparation) and trains; no temporary folder is left."""
+    """Fast version (default suite): killed after writing some prepared files,
+    before they are moved into place, the next run prepares them again,
+    completely (the same bytes as a clean preparation) and trains; no
+    temporary folder is left."""
     from din_tf.data import prepare
 
     model_dir = tmp_path / "run"
@@ -190,8 +196,10 @@ def test_sigkill_during_data_preparation_leaves_nothing_a_rerun_trusts(tmp_path)
              "trainer": {"epochs": 1, "steps_per_epoch": 1}}
     command = _command(model_dir, small, "--mode=train")
     _kill_at("prepare_output", command, tmp_path / "killed.log", tmp_path / "paused")
+    left_by_kill = os.listdir(model_dir / "prepared_data")
     _run(command, tmp_path / "rerun.log")
     assert json.load(open(model_dir / "state.json")) == {"completed_epochs": 1}
+    assert [name[:9] for name in left_by_kill] == [".partial-"]  # only the stage existed
     (prepared,) = os.listdir(model_dir / "prepared_data")  # no .partial-* left
     clean = tmp_path / "clean"
     prepare.run("dien", str(clean), reviews=C.BUNDLED_REVIEWS, meta=C.BUNDLED_META)
