@@ -93,13 +93,17 @@ def _prepared(data_cfg, cache_dir):
                  data_cfg.reviews, directory)
     os.makedirs(cache_dir, exist_ok=True)
     staging = tempfile.mkdtemp(prefix=staging_prefix, dir=cache_dir)
-    prepare.run(data_cfg.protocol, staging, seed=data_cfg.prepare_seed,
-                reviews=data_cfg.reviews, meta=data_cfg.meta)
-    for file_name in os.listdir(staging):
-        atomic_files.fsync_file(os.path.join(staging, file_name))
-    atomic_files.write_json(os.path.join(staging, PREPARED_STAMP), stamp)  # last: marks complete
-    os.chmod(staging, 0o755)  # mkdtemp creates 0700
-    os.rename(staging, directory)
+    try:
+        prepare.run(data_cfg.protocol, staging, seed=data_cfg.prepare_seed,
+                    reviews=data_cfg.reviews, meta=data_cfg.meta)
+        for file_name in os.listdir(staging):
+            atomic_files.fsync_file(os.path.join(staging, file_name))
+        # Written last: its presence marks the folder complete.
+        atomic_files.write_json(os.path.join(staging, PREPARED_STAMP), stamp)
+        os.chmod(staging, 0o755)  # mkdtemp creates 0700
+        os.rename(staging, directory)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)  # gone already when renamed
     atomic_files.fsync_directory(cache_dir)
     return directory
 

@@ -15,9 +15,10 @@ per-batch seed produced by `tf.data.Dataset.random(seed)`, so the same `seed`
 gives the same negatives (and a new draw each epoch), a different seed
 different ones. With `pass_index`, each batch's seed is instead derived from
 (seed, pass, batch number), so a pass's negatives do not depend on how many
-passes this dataset object produced before (what a resumed run needs). Padded steps get negative id 0, as in the original. Draws are
-made for the kept (truncated) steps only; the original draws for the full
-history and then truncates, which gives the same distribution.
+passes this dataset object produced before (what a resumed run needs).
+Padded steps get negative id 0, as in the original. Draws are made for the kept
+(truncated) steps only; the original draws for the full history and then
+truncates, which gives the same distribution.
 
 The per-example work is a handful of vectorised gathers on a batch of row
 indices, so the pipeline is far faster than any model step it feeds.

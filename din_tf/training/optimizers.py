@@ -70,8 +70,8 @@ class HalveLearningRateEachEpoch(keras.callbacks.Callback):
         if not isinstance(rate, keras.Variable):
             raise ValueError(
                 "HalveLearningRateEachEpoch needs an optimizer with a constant learning rate "
-                f"(a variable it can set), got {type(rate).__name__}; drop the callback or "
-                "the schedule.")
+                f"(a variable it can set), got a {type(rate).__name__} computed by a "
+                "learning-rate schedule; drop the callback or the schedule.")
         if self.initial_learning_rate is None:
             self.initial_learning_rate = float(rate.numpy())
 

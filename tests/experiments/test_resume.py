@@ -296,3 +296,29 @@ def test_an_epochs_batches_are_a_function_of_seed_and_epoch(processed_dir, tmp_p
     from_stream = batches(0, per_pass - 1, count=3, skip=per_pass - 1)
     assert same(batches(1, per_pass - 1, count=3), from_stream)
     assert same(from_stream[1:], batches(1, None))  # pass 1 begins
+
+
+def test_numbered_passes_and_the_rate_schedule_reject_bad_arguments(processed_dir, tmp_path):
+    import keras
+
+    from din_tf import training
+    from din_tf.data import make_dataset
+    from experiments import inputs
+
+    data = inputs.load(_tiny_dnn(processed_dir, 1).data, str(tmp_path / "p"))
+    with pytest.raises(ValueError, match=r"'pass_index' expected None or an int >= 0, got -1"):
+        make_dataset(data.train, 64, pass_index=-1)
+    with pytest.raises(ValueError, match=r"'skip_batches' expected .* got 3 with "
+                                         r"pass_index=None"):
+        make_dataset(data.train, 64, skip_batches=3)
+    with pytest.raises(ValueError, match=r"'skip_batches' goes past the single pass "
+                                         r"\(562 batches\)"):
+        make_dataset(data.train, 64, pass_index=0, skip_batches=600)
+    with pytest.raises(ValueError, match=r"initial_learning_rate=0; expected a positive"):
+        training.HalveLearningRateEachEpoch(initial_learning_rate=0)
+    schedule = keras.optimizers.schedules.ExponentialDecay(1e-3, 10, 0.5)
+    callback = training.HalveLearningRateEachEpoch()
+    callback.set_model(keras.Sequential([keras.layers.Dense(1)]))
+    callback.model.compile(optimizer=keras.optimizers.Adam(schedule), loss="mse")
+    with pytest.raises(ValueError, match=r"constant learning rate .* got "):
+        callback.on_train_begin()
