@@ -94,10 +94,9 @@ def _prepared(data_cfg, cache_dir):
     os.makedirs(cache_dir, exist_ok=True)
     staging = tempfile.mkdtemp(prefix=staging_prefix, dir=cache_dir)
     try:
+        # Flushes its files to disk before returning (`atomic_output_dir`).
         prepare.run(data_cfg.protocol, staging, seed=data_cfg.prepare_seed,
                     reviews=data_cfg.reviews, meta=data_cfg.meta)
-        for file_name in os.listdir(staging):
-            atomic_files.fsync_file(os.path.join(staging, file_name))
         # Written last: its presence marks the folder complete.
         atomic_files.write_json(os.path.join(staging, PREPARED_STAMP), stamp)
         os.chmod(staging, 0o755)  # mkdtemp creates 0700
