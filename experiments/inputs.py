@@ -5,6 +5,8 @@ import functools
 import hashlib
 import json
 import os
+import shutil
+import tempfile
 from typing import NamedTuple, Optional
 
 import numpy as np
@@ -14,6 +16,10 @@ from absl import logging
 from din_tf.data import load_dien_dir, load_din_dir, make_dataset, prepare
 from din_tf.data.pipeline import NegativeSampler, bucketed_batches, dien_iterator_batches
 from din_tf.data.samples import Samples
+from experiments import atomic_files
+
+# Written last into a prepared data folder: its presence means the folder is complete.
+PREPARED_STAMP = "prepared.json"
 
 
 @dataclasses.dataclass
@@ -58,6 +64,14 @@ def load(data_cfg, cache_dir):
 
 
 def _prepared(data_cfg, cache_dir):
+    """The protocol's files prepared from the raw files, in
+    `cache_dir/<protocol>_<key>` (key: the inputs' identity and the seed).
+
+    The files are prepared in a `.partial-` sibling that is renamed to the
+    final name only after `prepared.json` (the key's inputs) is written into
+    it, so the final folder exists only when complete. A folder without that
+    file (an older version's, or damaged) and the `.partial-` folders of a run
+    killed while preparing are deleted and prepared again."""
     for arg in ("reviews", "meta"):
         path = getattr(data_cfg, arg)
         if not path or not os.path.exists(path):
@@ -66,13 +80,40 @@ def _prepared(data_cfg, cache_dir):
     stamp = {"protocol": data_cfg.protocol, "seed": data_cfg.prepare_seed,
              **{arg: _file_id(getattr(data_cfg, arg)) for arg in ("reviews", "meta")}}
     key = hashlib.sha1(json.dumps(stamp, sort_keys=True).encode()).hexdigest()[:12]
-    directory = os.path.join(cache_dir, f"{data_cfg.protocol}_{key}")
-    if not os.path.isdir(directory):
-        logging.info("Preparing the %s protocol from %s into %s", data_cfg.protocol,
-                     data_cfg.reviews, directory)
-        prepare.run(data_cfg.protocol, directory, seed=data_cfg.prepare_seed,
+    name = f"{data_cfg.protocol}_{key}"
+    directory = os.path.join(cache_dir, name)
+    staging_prefix = f"{atomic_files.PARTIAL_PREFIX}{name}-"
+    atomic_files.remove_partials(cache_dir, staging_prefix)
+    if _is_prepared(directory, stamp):
+        return directory
+    if os.path.exists(directory):
+        logging.warning("%s is incomplete (no matching %s); preparing it again", directory,
+                        PREPARED_STAMP)
+        shutil.rmtree(directory)
+    logging.info("Preparing the %s protocol from %s into %s", data_cfg.protocol,
+                 data_cfg.reviews, directory)
+    os.makedirs(cache_dir, exist_ok=True)
+    staging = tempfile.mkdtemp(prefix=staging_prefix, dir=cache_dir)
+    try:
+        # Flushes its files to disk before returning (`atomic_output_dir`).
+        prepare.run(data_cfg.protocol, staging, seed=data_cfg.prepare_seed,
                     reviews=data_cfg.reviews, meta=data_cfg.meta)
+        # Written last: its presence marks the folder complete.
+        atomic_files.write_json(os.path.join(staging, PREPARED_STAMP), stamp)
+        os.chmod(staging, 0o755)  # mkdtemp creates 0700
+        os.rename(staging, directory)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)  # gone already when renamed
+    atomic_files.fsync_directory(cache_dir)
     return directory
+
+
+def _is_prepared(directory, stamp):
+    try:
+        with open(os.path.join(directory, PREPARED_STAMP), encoding="utf-8") as f:
+            return json.load(f) == stamp
+    except (OSError, ValueError):
+        return False
 
 
 def _file_id(path):
@@ -90,32 +131,60 @@ BATCHINGS = ("sequential", "dien_iterator")
 
 
 def datasets(data, data_cfg, with_negatives, seed):
-    """Training and test datasets. Test batches are formed like the training
+    """(train, test, test_order). The training dataset reshuffles and redraws on
+    every iteration (for callers that fit it once); the runner trains on
+    `training_epoch` instead. Test batches are formed like the training
     batches: the DIEN iterator's length-sorted chunks, buckets of the same
-    boundaries, or file order; `test_order` maps their rows back to the file."""
-    if data_cfg.batching not in BATCHINGS:
-        raise ValueError(f"Invalid data.batching={data_cfg.batching!r}; expected one of "
-                         f"{list(BATCHINGS)}.")
-    if data_cfg.batching == "dien_iterator" and (data_cfg.shuffle or data_cfg.bucket_boundaries):
-        raise ValueError("data.batching='dien_iterator' fixes the batch order (the DIEN repo's "
-                         "length-sorted chunks); it cannot be combined with data.shuffle=true "
-                         "or data.bucket_boundaries.")
+    boundaries, or file order; `test_order` maps their rows back to the file.
+    The test set's negatives are the same on every pass, so each epoch's test
+    losses (and a resumed run's) are comparable."""
+    train_batches, test_batches = _fixed_batches(data, data_cfg)
     sampler = data.sampler if with_negatives else None
-    train_batches = test_batches = None
-    if data_cfg.batching == "dien_iterator":
-        # The original sorts by the full history length, before truncation.
-        train_batches = dien_iterator_batches(data.train.history_length,
-                                              data_cfg.train_batch_size)
-        test_batches = dien_iterator_batches(data.test.history_length, data_cfg.eval_batch_size)
-    elif data_cfg.bucket_boundaries:
-        test_batches = bucketed_batches(data.test.history_length, data_cfg.bucket_boundaries,
-                                        data_cfg.eval_batch_size)
     train = make_dataset(data.train, data_cfg.train_batch_size, maxlen=data_cfg.maxlen,
                          negatives=sampler, shuffle=data_cfg.shuffle, seed=seed,
                          bucket_boundaries=data_cfg.bucket_boundaries, batches=train_batches)
     # Evaluation keeps full histories (spec §6.2 item 6).
     test = make_dataset(data.test, data_cfg.eval_batch_size, maxlen=None, negatives=sampler,
-                        seed=seed + 1, batches=test_batches)
+                        seed=seed + 1, batches=test_batches, pass_index=0)
     order = (np.concatenate(test_batches) if test_batches is not None
              else np.arange(len(data.test)))
     return Datasets(train, test, order)
+
+
+def _fixed_batches(data, data_cfg):
+    """(training, test) row indices per batch where the batching fixes them, else None."""
+    if data_cfg.batching not in BATCHINGS:
+        raise ValueError(f"Invalid data.batching={data_cfg.batching!r}; expected one of "
+                         f"{list(BATCHINGS)}.")
+    if data_cfg.batching == "dien_iterator":
+        if data_cfg.shuffle or data_cfg.bucket_boundaries:
+            raise ValueError("data.batching='dien_iterator' fixes the batch order (the DIEN "
+                             "repo's length-sorted chunks); it cannot be combined with "
+                             "data.shuffle=true or data.bucket_boundaries.")
+        # The original sorts by the full history length, before truncation.
+        return (dien_iterator_batches(data.train.history_length, data_cfg.train_batch_size),
+                dien_iterator_batches(data.test.history_length, data_cfg.eval_batch_size))
+    if data_cfg.bucket_boundaries:
+        return None, bucketed_batches(data.test.history_length, data_cfg.bucket_boundaries,
+                                      data_cfg.eval_batch_size)
+    return None, None
+
+
+def training_epoch(data, data_cfg, with_negatives, seed, epoch, steps_per_epoch):
+    """The batches of epoch `epoch` (0-based): a pure function of the data, the
+    config, `seed` and `epoch`, whichever process builds it.
+
+    Without `steps_per_epoch` epoch e is pass e over the training rows (its
+    order and negatives drawn from (seed, e)). With it, the epochs cut one
+    endless stream of such passes into `steps_per_epoch`-batch pieces: epoch e
+    is batches [e * steps, (e + 1) * steps) of the stream.
+    """
+    sampler = data.sampler if with_negatives else None
+    train_batches, _ = _fixed_batches(data, data_cfg)
+    common = dict(maxlen=data_cfg.maxlen, negatives=sampler, shuffle=data_cfg.shuffle,
+                  seed=seed, bucket_boundaries=data_cfg.bucket_boundaries,
+                  batches=train_batches)
+    if steps_per_epoch is None:
+        return make_dataset(data.train, data_cfg.train_batch_size, pass_index=epoch, **common)
+    return make_dataset(data.train, data_cfg.train_batch_size, pass_index=0, repeat=True,
+                        skip_batches=epoch * steps_per_epoch, **common)

@@ -12,8 +12,9 @@ flags below. The resolved config is written to `<model_dir>/config.json`.
 `--mode=train_and_eval` (default) trains, evaluates on the test set every
 epoch and at the end, and exports a SavedModel (`--noexport` to skip);
 `train`, `eval` and `export` do one thing. Outputs in `--model_dir`:
-`config.json`, `backup/` (resume point: an interrupted run started again with
-the same `--model_dir` resumes from its last finished epoch),
+`config.json`, `backup/` (resume point: an interrupted run, even one killed
+mid-write, started again with the same `--model_dir` resumes after its last
+finished epoch and ends as if never interrupted),
 `checkpoints/epoch_NNN.weights.h5`, `final.weights.h5`, `tensorboard/`,
 `metrics.json` / `metrics.csv` (per epoch: losses, AUC, GAUC), `curves.png`,
 `eval.json`, `export/1` (SavedModel, TF-Serving layout).

@@ -1,10 +1,15 @@
 """Runs one experiment config: data → model → fit with per-epoch evaluation →
-final evaluation → SavedModel export, with resumable state in `model_dir`."""
+final evaluation → SavedModel export, with resumable state in `model_dir`.
+
+A run killed at any point (even SIGKILL, even while writing a file) and
+started again with the same command resumes after its last finished epoch and
+ends with the same weights and metrics, bit for bit, as a run never
+interrupted (see `_train`)."""
 
 import contextlib
-import csv
 import json
 import os
+import re
 import sys
 import tempfile
 import weakref
@@ -16,9 +21,11 @@ import tensorflow as tf
 from absl import logging
 
 from din_tf import models, training
+from din_tf._pause_for_kill_test import pause_if_requested
+from din_tf._pause_for_kill_test import requested as requested_pause
 from din_tf.data.frequency import feature_frequencies
+from experiments import atomic_files, backup, evaluation, inputs, plot
 from experiments import config as C
-from experiments import evaluation, inputs, plot
 
 # Config keys that may change between runs sharing a model_dir.
 RESUMABLE_KEYS = ("trainer.epochs", "data.eval_batch_size", "export.dice_statistics",
@@ -45,14 +52,13 @@ def run(cfg, model_dir, mode="train_and_eval", export=True):
         model = models.get_model(cfg.model.name, n_users=data.n_users, n_items=data.n_items,
                                  n_categories=data.n_categories, **cfg.model.options)
         _compile(model, cfg, data)
-    train_ds, test_ds, test_order = inputs.datasets(data, cfg.data, model.uses_aux_loss,
-                                                    cfg.runtime.seed)
+    _, test_ds, test_order = inputs.datasets(data, cfg.data, model.uses_aux_loss,
+                                             cfg.runtime.seed)
     test = TestSet(test_ds, test_order, data, cfg.evaluation.scoring)
     results = {}
     last_epoch = None  # the final epoch's test results, when this process trained it
     if mode in ("train", "train_and_eval"):
-        last_epoch = _train(model, cfg, model_dir, train_ds, test,
-                            evaluate=mode != "train")
+        last_epoch = _train(model, cfg, model_dir, test, evaluate=mode != "train")
     else:
         _restore(model, model_dir)
     if mode in ("eval", "train_and_eval"):
@@ -172,9 +178,20 @@ class EpochEvaluation(keras.callbacks.Callback):
             f"{k}={logs[k]:.4f}" for k in ("loss", "test_auc", "test_gauc") if k in logs))
 
 
-def _train(model, cfg, model_dir, train_ds, test, evaluate):
-    """Trains (resuming) to cfg.trainer.epochs; returns the final epoch's test
-    results when `evaluate` and this call trained that epoch, else None."""
+def _train(model, cfg, model_dir, test, evaluate):
+    """Trains to cfg.trainer.epochs one epoch at a time, resuming after the last
+    finished epoch saved in `model_dir/backup`; returns the final epoch's test
+    results when `evaluate` and this call trained that epoch, else None.
+
+    A resumed run ends bit-identical to an uninterrupted one: the backup holds
+    the weights and optimizer state of the finished epoch, and everything
+    else an epoch depends on is a function of its number (its batches and
+    negatives, `inputs.training_epoch`; its learning rate,
+    `HalveLearningRateEachEpoch`). Each epoch's files are written after its
+    evaluation row (metrics.json), so a run killed in between re-trains the
+    epoch and rewrites the same row. Every file is written atomically
+    (`atomic_files`, `backup`)."""
+    data = test.data
     state_path = os.path.join(model_dir, "state.json")
     epochs = cfg.trainer.epochs
     if os.path.exists(state_path):
@@ -184,36 +201,74 @@ def _train(model, cfg, model_dir, train_ds, test, evaluate):
             logging.info("model_dir already holds %d trained epochs; skipping training", done)
             _restore(model, model_dir)
             return None
-    callbacks = [
-        keras.callbacks.BackupAndRestore(os.path.join(model_dir, "backup")),
-        keras.callbacks.ModelCheckpoint(
-            os.path.join(model_dir, "checkpoints", "epoch_{epoch:03d}.weights.h5"),
-            save_weights_only=True),
-        keras.callbacks.TensorBoard(os.path.join(model_dir, "tensorboard")),
-    ]
+    callbacks = [keras.callbacks.TensorBoard(os.path.join(model_dir, "tensorboard"))]
     if cfg.trainer.halve_lr_each_epoch:
-        callbacks.append(training.HalveLearningRateEachEpoch())
+        # Read before the restore below (which loads a later epoch's rate).
+        initial_rate = float(keras.ops.convert_to_numpy(model.optimizer.learning_rate))
+        callbacks.append(training.HalveLearningRateEachEpoch(initial_learning_rate=initial_rate))
     epoch_evaluation = EpochEvaluation(test, model_dir) if evaluate else None
     if epoch_evaluation is not None:
         callbacks.append(epoch_evaluation)
-    os.makedirs(os.path.join(model_dir, "checkpoints"), exist_ok=True)
-    model.fit(train_ds, epochs=epochs, steps_per_epoch=cfg.trainer.steps_per_epoch,
-              callbacks=callbacks, verbose=1 if sys.stdout.isatty() else 2,
-              shuffle=False)  # the dataset shuffles itself (data.shuffle)
-    model.save_weights(os.path.join(model_dir, "final.weights.h5"))
+    if requested_pause(PAUSE_MID_SECOND_EPOCH):
+        callbacks.append(_PauseMidSecondEpoch())
+    backup_dir = os.path.join(model_dir, "backup")
+    first_epoch = backup.restore(model, backup_dir)
+    if first_epoch > epochs:
+        raise RunnerError(f"--model_dir {model_dir!r} holds a backup after {first_epoch} epochs, "
+                          f"more than trainer.epochs={epochs}; raise trainer.epochs or use a "
+                          "new --model_dir.")
+    if first_epoch:
+        logging.info("resuming after epoch %d from %s", first_epoch, backup_dir)
+    checkpoint_dir = os.path.join(model_dir, "checkpoints")
+    atomic_files.remove_partials(checkpoint_dir)
+    atomic_files.remove_partials(model_dir)
+    for epoch in range(first_epoch, epochs):
+        epoch_data = inputs.training_epoch(data, cfg.data, model.uses_aux_loss,
+                                           cfg.runtime.seed, epoch, cfg.trainer.steps_per_epoch)
+        model.fit(epoch_data, initial_epoch=epoch, epochs=epoch + 1,
+                  steps_per_epoch=cfg.trainer.steps_per_epoch, callbacks=callbacks,
+                  verbose=1 if sys.stdout.isatty() else 2, shuffle=False)
+        atomic_files.write_weights(
+            model, os.path.join(checkpoint_dir, f"epoch_{epoch + 1:03d}.weights.h5"))
+        backup.save(model, backup_dir, epoch + 1)
+    atomic_files.write_weights(model, os.path.join(model_dir, "final.weights.h5"))
     _write_json(state_path, {"completed_epochs": epochs})
     return epoch_evaluation.last_results if epoch_evaluation is not None else None
 
 
+PAUSE_MID_SECOND_EPOCH = "mid_second_epoch"
+
+
+class _PauseMidSecondEpoch(keras.callbacks.Callback):
+    """Test-only (added when `din_tf._pause_for_kill_test` asks for it): stops
+    after the second batch of the second epoch, so a test can SIGKILL a run in
+    the middle of an epoch that follows a finished one."""
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self.epoch = epoch
+
+    def on_train_batch_end(self, batch, logs=None):
+        if self.epoch == 1 and batch == 1:
+            pause_if_requested(PAUSE_MID_SECOND_EPOCH, f"epoch 2, batch {batch + 1}")
+
+
+_CHECKPOINT_NAME = re.compile(r"epoch_(\d+)\.weights\.h5$")
+
+
 def _restore(model, model_dir):
+    """Loads final.weights.h5, else the newest per-epoch checkpoint; the
+    temporary files of an interrupted write are never read."""
     path = os.path.join(model_dir, "final.weights.h5")
     if not os.path.exists(path):
-        checkpoints = sorted(os.listdir(os.path.join(model_dir, "checkpoints"))) \
-            if os.path.isdir(os.path.join(model_dir, "checkpoints")) else []
-        if not checkpoints:
+        checkpoint_dir = os.path.join(model_dir, "checkpoints")
+        numbered = sorted(
+            (int(match.group(1)), name) for name in
+            (os.listdir(checkpoint_dir) if os.path.isdir(checkpoint_dir) else [])
+            if (match := _CHECKPOINT_NAME.match(name)))
+        if not numbered:
             raise RunnerError(f"--model_dir {model_dir!r} has no trained weights; run "
                               "--mode=train (or train_and_eval) first.")
-        path = os.path.join(model_dir, "checkpoints", checkpoints[-1])
+        path = os.path.join(checkpoint_dir, numbered[-1][1])
     logging.info("restoring weights from %s", path)
     model.load_weights(path)
 
@@ -308,17 +363,8 @@ def _read_history(model_dir):
 
 
 def _write_json(path, value):
-    tmp = path + ".tmp"
-    with open(tmp, "w", encoding="utf-8") as f:
-        json.dump(value, f, indent=2, sort_keys=True)
-    os.replace(tmp, path)
+    atomic_files.write_json(path, value)
 
 
 def _write_csv(path, rows):
-    keys = sorted({k for r in rows for k in r}, key=lambda k: (k != "epoch", k))
-    tmp = path + ".tmp"
-    with open(tmp, "w", newline="", encoding="utf-8") as f:
-        writer = csv.DictWriter(f, fieldnames=keys)
-        writer.writeheader()
-        writer.writerows(rows)
-    os.replace(tmp, path)
+    atomic_files.write_csv(path, rows)

@@ -10,6 +10,8 @@ import warnings
 
 from absl import logging
 
+from din_tf._pause_for_kill_test import pause_if_requested
+
 _GZIP_MAGIC = b"\x1f\x8b"
 PROGRESS_EVERY = 1_000_000
 
@@ -101,18 +103,49 @@ def require_nonempty(path, count, what="records"):
 
 @contextlib.contextmanager
 def atomic_output_dir(output_dir):
-    """Yields a temporary directory next to `output_dir`; on success every file in
-    it is moved into `output_dir` (each move is an atomic rename), on failure the
-    temporary directory is deleted so no partial outputs are left behind."""
-    output_dir = os.fspath(output_dir)
-    os.makedirs(output_dir, exist_ok=True)
-    staging = tempfile.mkdtemp(prefix=".partial-", dir=output_dir)
+    """Yields a temporary directory to write the outputs into; nothing appears
+    at `output_dir` unless the block finishes.
+
+    A new `output_dir` is staged as a `.partial-` sibling and renamed into
+    place as a whole, so it exists only when complete. Into an existing
+    directory each file is moved by an atomic rename (a crash between moves
+    can leave some of the new files). Files are flushed to disk before they
+    are renamed. On failure the staging directory is deleted."""
+    output_dir = os.path.abspath(os.fspath(output_dir))
+    parent, name = os.path.split(output_dir)
+    whole = not os.path.exists(output_dir)
+    if whole:
+        os.makedirs(parent, exist_ok=True)
+        staging = tempfile.mkdtemp(prefix=f".partial-{name}-", dir=parent)
+    else:
+        staging = tempfile.mkdtemp(prefix=".partial-", dir=output_dir)
     try:
         yield staging
-        for name in sorted(os.listdir(staging)):
-            os.replace(os.path.join(staging, name), os.path.join(output_dir, name))
+        for file_name in os.listdir(staging):
+            _fsync(os.path.join(staging, file_name))
+        pause_if_requested("prepare_output", staging)
+        if whole:
+            _fsync(staging)
+            umask = os.umask(0)
+            os.umask(umask)
+            os.chmod(staging, 0o777 & ~umask)  # mkdtemp creates 0700; give the usual mode
+            os.rename(staging, output_dir)
+            _fsync(parent)
+        else:
+            for file_name in sorted(os.listdir(staging)):
+                os.replace(os.path.join(staging, file_name), os.path.join(output_dir, file_name))
+            _fsync(output_dir)
     finally:
         shutil.rmtree(staging, ignore_errors=True)
+
+
+def _fsync(path):
+    """Flushes a file's data, or a directory's entries, to disk."""
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
 
 
 @contextlib.contextmanager

@@ -13,9 +13,12 @@ an item->category table. The original re-draws them each time a batch is built
 with unseeded Python `random`; here they are drawn with TF stateless ops from a
 per-batch seed produced by `tf.data.Dataset.random(seed)`, so the same `seed`
 gives the same negatives (and a new draw each epoch), a different seed
-different ones. Padded steps get negative id 0, as in the original. Draws are
-made for the kept (truncated) steps only; the original draws for the full
-history and then truncates, which gives the same distribution.
+different ones. With `pass_index`, each batch's seed is instead derived from
+(seed, pass, batch number), so a pass's negatives do not depend on how many
+passes this dataset object produced before (what a resumed run needs).
+Padded steps get negative id 0, as in the original. Draws are made for the kept
+(truncated) steps only; the original draws for the full history and then
+truncates, which gives the same distribution.
 
 The per-example work is a handful of vectorised gathers on a batch of row
 indices, so the pipeline is far faster than any model step it feeds.
@@ -213,6 +216,8 @@ def make_dataset(samples: Samples,
                  num_shards: int = 1,
                  shard_index: int = 0,
                  repeat: bool = False,
+                 pass_index: Optional[int] = None,
+                 skip_batches: int = 0,
                  prefetch: bool = True) -> tf.data.Dataset:
     """A `tf.data.Dataset` of `(features, label)` batches.
 
@@ -236,6 +241,15 @@ def make_dataset(samples: Samples,
       num_shards, shard_index: keep every `num_shards`-th row starting at
         `shard_index` (input sharding for `tf.distribute`).
       repeat: repeat forever (each pass reshuffles and redraws negatives).
+      pass_index: number the passes over the data: the row order and negatives
+        of pass `p` become a pure function of `(seed, p)`, the same in every
+        process and on every iteration of the dataset, which starts at pass
+        `pass_index` (with `repeat`, continues with the next ones). A run
+        restarted at epoch `e` can so rebuild exactly the batches of epoch `e`.
+        None (default): tf.data reshuffles and redraws on every iteration, so
+        a later iteration depends on how many came before it.
+      skip_batches: with `pass_index`, start this many batches into the stream
+        (whole passes are skipped without being built).
       prefetch: add `prefetch(AUTOTUNE)`.
     """
     if not isinstance(samples, Samples):
@@ -254,6 +268,16 @@ def make_dataset(samples: Samples,
                          "be combined with shuffle=True or bucket_boundaries")
     if len(samples) == 0:
         raise ValueError("make_dataset: argument 'samples' is empty (0 rows)")
+    if pass_index is not None and (isinstance(pass_index, bool) or
+                                   not isinstance(pass_index, (int, np.integer)) or
+                                   pass_index < 0):
+        raise ValueError(f"make_dataset: argument 'pass_index' expected None or an int >= 0, "
+                         f"got {pass_index!r}")
+    if isinstance(skip_batches, bool) or not isinstance(skip_batches, (int, np.integer)) or \
+            skip_batches < 0 or (skip_batches and pass_index is None):
+        raise ValueError(f"make_dataset: argument 'skip_batches' expected an int >= 0 (> 0 "
+                         f"only with pass_index), got {skip_batches!r} with "
+                         f"pass_index={pass_index!r}")
 
     n = len(samples)
     start = tf.constant(samples.history_start)
@@ -306,6 +330,17 @@ def make_dataset(samples: Samples,
             feats[F.NEGATIVE_CATEGORY_IDS] = tf.where(mask3, neg_c, tf.zeros_like(neg_c))
         return feats, tf.gather(label, rows)
 
+    def batched(rows):
+        """A dataset of row ids -> a dataset of row-id batches."""
+        if bucket_boundaries:
+            truncated = np.minimum(full_length, maxlen) if maxlen else full_length
+            truncated = tf.constant(truncated)
+            boundaries = [int(b) for b in bucket_boundaries]
+            return rows.bucket_by_sequence_length(
+                lambda i: tf.cast(tf.gather(truncated, i), tf.int32), boundaries,
+                [batch_size] * (len(boundaries) + 1), drop_remainder=drop_remainder)
+        return rows.batch(batch_size, drop_remainder=drop_remainder)
+
     if batches is not None:
         batch_rows = [np.asarray(b, np.int64) for b in batches]
         if not batch_rows or any(b.size == 0 or b.min() < 0 or b.max() >= n for b in batch_rows):
@@ -314,32 +349,77 @@ def make_dataset(samples: Samples,
         table = np.full((len(batch_rows), max(b.size for b in batch_rows)), -1, np.int64)
         for i, b in enumerate(batch_rows):
             table[i, :b.size] = b
-        ds = tf.data.Dataset.from_tensor_slices(table).map(lambda r: tf.boolean_mask(r, r >= 0))
+        fixed_batches = tf.data.Dataset.from_tensor_slices(table).map(
+            lambda r: tf.boolean_mask(r, r >= 0))
         if num_shards > 1:
-            ds = ds.shard(num_shards, shard_index)
-    else:
-        ds = tf.data.Dataset.range(n)
-        if num_shards > 1:
-            ds = ds.shard(num_shards, shard_index)
-        if shuffle:
-            ds = ds.shuffle(n, seed=seed, reshuffle_each_iteration=True)
-        if bucket_boundaries:
-            truncated = np.minimum(full_length, maxlen) if maxlen else full_length
-            truncated = tf.constant(truncated)
-            boundaries = [int(b) for b in bucket_boundaries]
-            ds = ds.bucket_by_sequence_length(
-                lambda i: tf.cast(tf.gather(truncated, i), tf.int32), boundaries,
-                [batch_size] * (len(boundaries) + 1), drop_remainder=drop_remainder)
+            fixed_batches = fixed_batches.shard(num_shards, shard_index)
+
+    if pass_index is not None:
+        shard_rows = tf.constant(np.arange(shard_index, n, num_shards, dtype=np.int64))
+
+        def one_pass(number):
+            # Independent stateless streams for the order and for each batch's
+            # negatives, all derived from (seed, pass number).
+            pass_key = tf.random.experimental.stateless_fold_in(
+                tf.constant([seed, 0], tf.int64), number)
+            if batches is not None:
+                row_batches = fixed_batches
+            else:
+                rows = shard_rows
+                if shuffle:
+                    rows = tf.random.experimental.stateless_shuffle(
+                        rows, seed=tf.random.experimental.stateless_fold_in(pass_key, 0))
+                row_batches = batched(tf.data.Dataset.from_tensor_slices(rows))
+            negatives_key = tf.random.experimental.stateless_fold_in(pass_key, 1)
+            batch_seeds = tf.data.Dataset.counter().map(
+                lambda b: tf.random.experimental.stateless_fold_in(negatives_key, b))
+            return tf.data.Dataset.zip(row_batches, batch_seeds)
+
+        first_pass = int(pass_index)
+        if skip_batches:
+            per_pass = _count_batches(one_pass(tf.constant(first_pass, tf.int64)))
+            whole_passes, skip_batches = divmod(int(skip_batches), per_pass)
+            if whole_passes and not repeat:
+                raise ValueError(f"make_dataset: argument 'skip_batches' goes past the single "
+                                 f"pass ({per_pass} batches) of a dataset without repeat=True")
+            first_pass += whole_passes
+        if repeat:
+            ds = tf.data.Dataset.counter(first_pass).flat_map(one_pass).apply(
+                tf.data.experimental.assert_cardinality(tf.data.INFINITE_CARDINALITY))
         else:
-            ds = ds.batch(batch_size, drop_remainder=drop_remainder)
-    if repeat:
-        ds = ds.repeat()
-    seeds = tf.data.Dataset.random(seed=seed, rerandomize_each_iteration=True)
-    ds = tf.data.Dataset.zip(ds, seeds.batch(2))
+            # Built directly (not through flat_map) so its length stays known:
+            # over the same batches of unknown length, Keras 3.15's evaluate
+            # reported a different mean aux_loss than a plain loop.
+            ds = one_pass(tf.constant(first_pass, tf.int64))
+        if skip_batches:
+            ds = ds.skip(skip_batches)  # before `build`: skipped batches cost only their ids
+    else:
+        if batches is not None:
+            ds = fixed_batches
+        else:
+            ds = tf.data.Dataset.range(n)
+            if num_shards > 1:
+                ds = ds.shard(num_shards, shard_index)
+            if shuffle:
+                ds = ds.shuffle(n, seed=seed, reshuffle_each_iteration=True)
+            ds = batched(ds)
+        if repeat:
+            ds = ds.repeat()
+        seeds = tf.data.Dataset.random(seed=seed, rerandomize_each_iteration=True)
+        ds = tf.data.Dataset.zip(ds, seeds.batch(2))
     ds = ds.map(build, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
     if prefetch:
         ds = ds.prefetch(tf.data.AUTOTUNE)
     return ds
+
+
+def _count_batches(ds):
+    """Batches in one pass (the same for every pass: the order changes, the
+    sizes of the batches or buckets do not)."""
+    known = int(ds.cardinality())
+    if known >= 0:
+        return known
+    return int(ds.reduce(np.int64(0), lambda count, _: count + 1))
 
 
 def input_fn(samples, global_batch_size, **kwargs):

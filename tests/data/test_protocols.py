@@ -221,9 +221,12 @@ def test_failed_write_leaves_nothing(tmp_path, monkeypatch):
         raise OSError("disk full")
 
     monkeypatch.setattr(pickle, "dump", boom)  # fails after the text files are written
+    before = sorted(os.listdir(tmp_path))
     with pytest.raises(OSError, match="disk full"):
         dien_protocol.write(files, out)
-    assert os.listdir(out) == []
+    # A new output folder is staged beside it: neither it nor the stage is left.
+    assert sorted(os.listdir(tmp_path)) == before
+    out.mkdir()  # into an existing folder: nothing of the failed write is moved in
     ds = din_protocol.build(*_inputs(tmp_path, amazon.din_category))
     with pytest.raises(OSError, match="disk full"):
         din_protocol.write(ds, out, write_pickle=True)

@@ -97,8 +97,9 @@ def test_interrupted_run_resumes_from_its_last_epoch(processed_dir, tmp_path, mo
                         raising=False)
     with pytest.raises(KeyboardInterrupt):
         runner.run(cfg, model_dir, "train_and_eval", export=False)
-    meta = json.load(open(os.path.join(model_dir, "backup", "training_metadata.json")))
-    assert meta["epoch"] == 1  # the backup holds one finished epoch
+    assert os.listdir(os.path.join(model_dir, "backup")) == ["epoch_001"]
+    meta = json.load(open(os.path.join(model_dir, "backup", "epoch_001", "state.json")))
+    assert meta["finished_epochs"] == 1  # the backup holds one finished epoch
     seen = []
     monkeypatch.setattr(runner.EpochEvaluation, "on_epoch_begin",
                         lambda self, epoch, logs=None: seen.append(epoch), raising=False)
