@@ -268,6 +268,7 @@ def test_an_epochs_batches_are_a_function_of_seed_and_epoch(processed_dir, tmp_p
     from experiments import inputs
 
     cfg = _tiny_dnn(processed_dir, 3)
+    cfg.data.batching = "sequential"  # the DIEN iterator's order is fixed; shuffle below
     data = inputs.load(cfg.data, str(tmp_path / "p"))
 
     def batches(epoch, steps, count=2, skip=0):
