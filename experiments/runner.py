@@ -5,7 +5,6 @@ import csv
 import json
 import os
 import sys
-import tempfile
 import weakref
 
 import keras
@@ -29,7 +28,12 @@ class RunnerError(Exception):
 
 
 def run(cfg, model_dir, mode="train_and_eval", export=True):
-    _check_steps_per_execution(cfg.trainer.steps_per_execution)  # before model_dir is written
+    # A failed start must leave model_dir as it was, or the corrected command
+    # would be refused as "a run with a different config": the config and the
+    # model's options are checked first, model_dir only read, and config.json
+    # written once the model is built and compiled on the data.
+    cfg.validate()
+    _check_model_options(cfg.model)
     _prepare_model_dir(model_dir, cfg)
     keras.utils.set_random_seed(cfg.runtime.seed)
     if cfg.runtime.mixed_precision:
@@ -43,6 +47,8 @@ def run(cfg, model_dir, mode="train_and_eval", export=True):
         model = models.get_model(cfg.model.name, n_users=data.n_users, n_items=data.n_items,
                                  n_categories=data.n_categories, **cfg.model.options)
         _compile(model, cfg, data)
+    os.makedirs(model_dir, exist_ok=True)
+    _write_json(os.path.join(model_dir, "config.json"), cfg.as_dict())
     train_ds, test_ds = inputs.datasets(data, cfg.data, model.uses_aux_loss, cfg.runtime.seed)
     results = {}
     last_epoch = None  # the final epoch's test results, when this process trained it
@@ -71,13 +77,21 @@ def _strategy(name):
     return make_strategy(name)
 
 
-def _prepare_model_dir(model_dir, cfg):
+def _check_model_options(model_cfg):
+    """Builds the model once on two-row vocabularies (a fraction of a second),
+    so a bad option value fails before data preparation and model_dir."""
     try:
-        os.makedirs(model_dir, exist_ok=True)
-        with tempfile.NamedTemporaryFile(dir=model_dir):
-            pass
-    except OSError as e:
-        raise RunnerError(f"--model_dir {model_dir!r} is not writable: {e.strerror}.") from None
+        models.get_model(model_cfg.name, n_users=2, n_items=2, n_categories=2,
+                         **model_cfg.options)
+    except (TypeError, ValueError) as e:
+        raise ValueError(f"Invalid model.options={model_cfg.options!r} for "
+                         f"{model_cfg.name}: {e}") from None
+
+
+def _prepare_model_dir(model_dir, cfg):
+    """Checks, without writing anything, that model_dir can be written and that
+    a run already in it has a config this one may resume."""
+    _check_writable(model_dir)
     path = os.path.join(model_dir, "config.json")
     current = cfg.as_dict()
     if os.path.exists(path):
@@ -89,7 +103,20 @@ def _prepare_model_dir(model_dir, cfg):
                 f"--model_dir {model_dir!r} holds a run with a different config "
                 f"(changed: {', '.join(changed)}); resuming it with this config would mix "
                 "two experiments. Use a new --model_dir, or restore those values.")
-    _write_json(path, current)
+
+
+def _check_writable(model_dir):
+    # The nearest existing ancestor decides whether model_dir can be created.
+    existing = os.path.abspath(model_dir)
+    while not os.path.exists(existing):
+        existing = os.path.dirname(existing)
+    if not os.path.isdir(existing):
+        reason = f"{existing!r} is a file, not a directory"
+    elif not os.access(existing, os.W_OK | os.X_OK):
+        reason = f"no write permission on {existing!r}"
+    else:
+        return
+    raise RunnerError(f"--model_dir {model_dir!r} is not writable: {reason}.")
 
 
 def _compile(model, cfg, data):
@@ -105,12 +132,6 @@ def _compile(model, cfg, data):
             t.mba_strength, _frequency_tables(model, data))
     model.compile(optimizer=optimizer, jit_compile=cfg.runtime.jit_compile,
                   steps_per_execution=t.steps_per_execution, **kwargs)
-
-
-def _check_steps_per_execution(steps):
-    if isinstance(steps, bool) or not isinstance(steps, int) or steps < 1:
-        raise ValueError(f"Invalid trainer.steps_per_execution={steps!r}; expected an "
-                         "integer >= 1.")
 
 
 def _optimizer(name, learning_rate, model):
@@ -163,7 +184,7 @@ class EpochEvaluation(keras.callbacks.Callback):
         _write_json(os.path.join(self.model_dir, "metrics.json"), self.history)
         _write_csv(os.path.join(self.model_dir, "metrics.csv"), self.history)
         plot.write_curves(os.path.join(self.model_dir, "curves.png"), self.history)
-        print(f"epoch {epoch + 1}: " + ", ".join(
+        print(("\n" if sys.stdout.isatty() else "") + f"epoch {epoch + 1}: " + ", ".join(
             f"{k}={logs[k]:.4f}" for k in ("loss", "test_auc", "test_gauc") if k in logs))
 
 
