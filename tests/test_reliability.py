@@ -171,10 +171,17 @@ def test_meta_missing_most_reviewed_items_is_an_error_naming_both_files(tmp_path
 def test_a_few_items_without_meta_stay_a_logged_warning(tmp_path, caplog):
     kept = dict(list(fx.CATEGORIES.items())[1:])  # I1 has no meta
     r, m = fx.write_amazon(tmp_path, meta=fx.meta_lines(kept))
+    caplog.set_level("INFO")
     counts = prepare.run("dien", tmp_path / "out", reviews=r, meta=m, seed=1)
     assert counts["train_users"] + counts["test_users"] == 5
     warnings = [rec.getMessage() for rec in caplog.records if rec.levelname == "WARNING"]
     assert any("1 of the 10 items reviewed" in w and "(10%)" in w for w in warnings), warnings
+    # Preparation reports its stages at INFO (a real Amazon file takes minutes).
+    stages = [rec.getMessage() for rec in caplog.records if rec.levelname == "INFO"]
+    for stage in (f"reading reviews from {r}", "read 20 reviews of 10 items; reading their "
+                  f"categories from {m}", "read categories for 9 of the 10 reviewed items",
+                  "building the dien protocol's samples", f"writing {tmp_path / 'out'}"):
+        assert stage in stages, (stage, stages)
 
 
 # ----------------------------------------------------- (d) model inputs
@@ -232,10 +239,12 @@ def test_graph_calls_assert_what_only_values_or_dynamic_shapes_decide():
              (dict(history_length=np.array([2, -1, 1], "int32")),
               r"DIEN: feature history_length must lie in \[0, T\]"),
              (dict(history_category_ids=np.ones((B, T - 1), "int32")),
-              r"DIEN: features history_category_ids \(x\) and history_item_ids \(y\) differ in "
-              r"history width T"),
+              r"DIEN: features history_item_ids, history_category_ids differ in history "
+              r"width T \(in this order\):\] \[4 3\]"),
              (dict(item_id=np.ones((B + 1,), "int32")),
-              r"DIEN: features item_id \(x\) and user_id \(y\) differ in batch size")]
+              r"DIEN: features user_id, item_id, category_id, history_item_ids, "
+              r"history_category_ids, history_length differ in batch size \(in this order\):\] "
+              r"\[3 4 3 3 3 3\]")]
     for override, message in cases:
         with pytest.raises(tf.errors.InvalidArgumentError, match=message):
             step(_features(**override))
@@ -283,7 +292,8 @@ def test_the_serving_signature_names_the_bad_feature(tmp_path):
     with pytest.raises(tf.errors.InvalidArgumentError, match=r"history_length must lie in"):
         serve(**{**good, "history_length": tf.constant([2, 9, 1])})
     with pytest.raises(tf.errors.InvalidArgumentError,
-                       match=r"history_category_ids \(x\) and history_item_ids \(y\)"):
+                       match=r"features history_item_ids, history_category_ids differ in "
+                             r"history width T"):
         serve(**{**good, "history_category_ids": tf.ones((B, T + 2), tf.int32)})
 
 

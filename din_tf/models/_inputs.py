@@ -56,7 +56,10 @@ def read_inputs(model_name, features, need_user=True, need_negatives=False):
     if not (F.NEGATIVE_ITEM_IDS in features and F.NEGATIVE_CATEGORY_IDS in features):
         used = [k for k in used if k not in F.NEGATIVE_KEYS]
     given = {k: _checked(model_name, k, features[k]) for k in used}
-    checks = _check_sizes(model_name, given)
+    size_checks = _check_sizes(model_name, given)
+    if size_checks:  # every feature is read only after its sizes are asserted
+        with tf.control_dependencies(size_checks):
+            given = {k: tf.identity(v) for k, v in given.items()}
 
     history = ops.cast(given[F.HISTORY_ITEM_IDS], "int32")
     steps = ops.shape(history)[1]
@@ -65,13 +68,11 @@ def read_inputs(model_name, features, need_user=True, need_negatives=False):
         lengths = ops.cast(ops.sum(mask, axis=1), "int32")
     else:
         lengths = _flat(ops.cast(given[F.HISTORY_LENGTH], "int32"))
-        checks += _check_lengths(model_name, lengths, history.shape[1], steps)
-        with tf.control_dependencies(checks):
-            lengths = tf.identity(lengths) if checks else lengths
+        length_checks = _check_lengths(model_name, lengths, history.shape[1], steps)
+        if length_checks:
+            with tf.control_dependencies(length_checks):
+                lengths = tf.identity(lengths)
         mask = ops.cast(ops.arange(steps)[None, :] < lengths[:, None], "float32")
-    if checks and F.HISTORY_MASK in given:
-        with tf.control_dependencies(checks):
-            mask = tf.identity(mask)
     negatives = (None, None)
     if F.NEGATIVE_ITEM_IDS in given:
         negatives = tuple(ops.cast(_first_negative(given[k]), "int32")
@@ -115,23 +116,24 @@ def _checked(model_name, key, value):
 
 def _check_sizes(model_name, given):
     """Equal batch sizes across features and equal T across the history
-    features: compared in Python where the shapes are static, else asserted
-    in the graph (returned, for control dependencies)."""
+    features: compared in Python where the shapes are static, else one graph
+    assert per kind (returned, for control dependencies)."""
     asserts = []
     for axis, keys, what in ((0, list(given), "batch size"),
                              (1, [k for k in _TIME_MAJOR if k in given], "history width T")):
-        reference = keys[0]
-        for key in keys[1:]:
-            a, b = given[reference].shape[axis], given[key].shape[axis]
-            if a is not None and b is not None:
-                if a != b:
-                    raise ValueError(f"{model_name}: feature {key!r} has {what} {b} but "
-                                     f"{reference!r} has {a}; expected equal {what}s.")
-            else:
-                asserts.append(tf.debugging.assert_equal(
-                    tf.shape(given[key])[axis], tf.shape(given[reference])[axis],
-                    message=f"{model_name}: features {key} (x) and {reference} (y) "
-                            f"differ in {what}; expected them equal"))
+        static = {k: given[k].shape[axis] for k in keys if given[k].shape[axis] is not None}
+        if len(set(static.values())) > 1:
+            (first, a), (key, b) = next(iter(static.items())), next(
+                (k, v) for k, v in static.items() if v != next(iter(static.values())))
+            raise ValueError(f"{model_name}: feature {key!r} has {what} {b} but {first!r} has "
+                             f"{a}; expected equal {what}s.")
+        if len(static) < len(keys):
+            sizes = tf.stack([tf.shape(given[k])[axis] for k in keys])
+            # Unquoted names: TensorFlow escapes quotes in assert messages.
+            asserts.append(tf.debugging.Assert(
+                tf.reduce_all(tf.equal(sizes, sizes[0])),
+                [f"{model_name}: features {', '.join(keys)} differ in {what} (in this order):",
+                 sizes, f"expected equal {what}s"], summarize=len(keys)))
     return asserts
 
 
@@ -144,12 +146,12 @@ def _check_lengths(model_name, lengths, static_steps, steps):
                              f"T being the width of {F.HISTORY_ITEM_IDS!r} = {static_steps}; "
                              f"received {int(bad[0])}.")
         return []
-    # Unquoted names: TensorFlow escapes quotes in assert messages.
-    message = (f"{model_name}: feature {F.HISTORY_LENGTH} must lie in [0, T], T being the "
-               f"width of {F.HISTORY_ITEM_IDS}")
-    return [tf.debugging.assert_non_negative(lengths, message=message),
-            tf.debugging.assert_less_equal(lengths, tf.cast(steps, lengths.dtype),
-                                           message=message)]
+    steps = tf.cast(steps, lengths.dtype)
+    in_range = tf.logical_and(tf.reduce_min(lengths) >= 0, tf.reduce_max(lengths) <= steps)
+    return [tf.debugging.Assert(in_range, [
+        f"{model_name}: feature {F.HISTORY_LENGTH} must lie in [0, T], T being the width of "
+        f"{F.HISTORY_ITEM_IDS} =", steps, f"; received {F.HISTORY_LENGTH} =", lengths],
+        summarize=32)]
 
 
 def _flat(x):
