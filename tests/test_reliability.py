@@ -345,11 +345,20 @@ def test_runner_command_reports_bad_input_in_one_line_with_exit_code_2(tmp_path)
         "negative steps": (["--steps_per_epoch=-1"], ["trainer.steps_per_epoch=-1"]),
         "flag type": (["--epochs=1.5"], ["--epochs"]),
     }
+    dien_dir = tmp_path / "dien_files"
+    prepare.run("dien", str(dien_dir), reviews=C.BUNDLED_REVIEWS, meta=C.BUNDLED_META)
+    corrected = ["--experiment=dien_repo/DNN@dien", f"--processed_dir={dien_dir}",
+                 "--params_override=trainer.steps_per_epoch=2,data.eval_batch_size=4096"]
     results = _cases("experiments.run", [argv + [f"--model_dir={run_dir}", "--noexport"]
-                                         for argv, _ in cases.values()], tmp_path)
+                                         for argv, _ in cases.values()] +
+                     [corrected + [f"--model_dir={run_dir}", "--noexport"]], tmp_path)
     for (name, (_, words)), result in zip(cases.items(), results):
         _assert_one_error_line(result, *words)
-    assert not os.path.exists(os.path.join(run_dir, "config.json"))
+    # The corrected command runs in the same model_dir; its last line names the experiment.
+    assert results[-1]["code"] == 0, results[-1]["stderr"][-3000:]
+    assert results[-1]["stdout"].splitlines()[-1] == (
+        f"experiment dien_repo/DNN@dien (dien_repo/DNN, dien protocol, --mode=train_and_eval) "
+        f"finished; outputs in {run_dir}")
 
 
 def test_prepare_command_reports_bad_input_in_one_line_with_exit_code_2(tmp_path):
