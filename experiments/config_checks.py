@@ -78,7 +78,7 @@ def validate(cfg):
 
 def _validate_model(model):
     from din_tf.models.registry import ORIGINAL_MODELS
-    if model.name not in ORIGINAL_MODELS:
+    if not isinstance(model.name, str) or model.name not in ORIGINAL_MODELS:
         _fail("model.name", model.name, f"one of {sorted(ORIGINAL_MODELS)}")
     if not isinstance(model.options, dict):
         _fail("model.options", model.options, "a mapping of constructor arguments")

@@ -57,6 +57,7 @@ REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
     ("runtime.seed=-3", r"runtime.seed=-3; expected an integer >= 0"),
     ("model.name=dien_repo/DIEN2", r"model.name='dien_repo/DIEN2'; expected one of "
                                    r"\['dien_repo/DIEN'"),
+    ("model.name=[1]", r"model.name=\[1\]; expected one of"),
     ("model.options={\"gru_typo\": \"agru\"}", r"unknown option\(s\) \['gru_typo'\] for "
                                                r"dien_repo/DIEN; expected some of .*'hidden_size'"),
     ("model.options={\"use_aux_loss\": false}", r"\['use_aux_loss'\] are fixed by "
