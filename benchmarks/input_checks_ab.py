@@ -11,7 +11,8 @@ with a fully dynamic input signature ([None] batch and time axes, as
 `model.fit` on a tf.data pipeline traces them), so every graph assert is in
 A's step. Rounds alternate A and B in one process (the order flips each
 round), each timing `--steps` steps; prints the median step time of each arm
-and the median of the per-round ratios A/B.
+and the median of the per-round ratios A/B. The first line times the reader
+alone (its absolute cost per call, the checks' whole overhead).
 """
 
 import importlib.util
@@ -89,6 +90,24 @@ def _traced_step(name, reader):
     return lambda: step(data)
 
 
+def _reader_alone(reader):
+    """The reader alone in a dynamic-shape tf.function: its own cost per call,
+    without a training step's noise around it."""
+    import tensorflow as tf
+    features, _ = _batch(np.random.default_rng(0), FLAGS.batch_size, FLAGS.length,
+                         FLAGS.vocabulary)
+    signature = {k: tf.TensorSpec([None] * v.ndim, v.dtype) for k, v in features.items()}
+
+    @tf.function(input_signature=[signature])
+    def read(x):
+        inputs = reader("DIEN", x, need_negatives=True)
+        return sum(tf.reduce_sum(tf.cast(t, tf.float32)) for t in inputs if t is not None)
+
+    data = {k: tf.constant(v) for k, v in features.items()}
+    read(data)
+    return lambda: {"loss": read(data)}
+
+
 def _time(step, steps):
     start = time.perf_counter()
     for _ in range(steps):
@@ -101,9 +120,13 @@ def main(argv):
     del argv
     from din_tf.models import _inputs
     baseline = _baseline_reader(FLAGS.baseline_rev)
-    for name in FLAGS.models:
-        arms = {"checked": _traced_step(name, _inputs.read_inputs),
-                "unchecked": _traced_step(name, baseline)}
+    for name in ["read_inputs alone"] + FLAGS.models:
+        if name == "read_inputs alone":
+            arms = {"checked": _reader_alone(_inputs.read_inputs),
+                    "unchecked": _reader_alone(baseline)}
+        else:
+            arms = {"checked": _traced_step(name, _inputs.read_inputs),
+                    "unchecked": _traced_step(name, baseline)}
         for step in arms.values():
             _time(step, 3)  # warm-up
         times = {arm: [] for arm in arms}
@@ -115,8 +138,8 @@ def main(argv):
         # Each round's two arms ran back to back, so their ratio cancels most of
         # the load other processes put on the machine; its median is the figure.
         paired = statistics.median(x / y for x, y in zip(times["checked"], times["unchecked"]))
-        print(f"{name} B={FLAGS.batch_size} T={FLAGS.length}: checked {a * 1e3:.2f} ms/step, "
-              f"unchecked {b * 1e3:.2f} ms/step, median paired A/B = {paired:.3f} "
+        print(f"{name} B={FLAGS.batch_size} T={FLAGS.length}: checked {a * 1e3:.3f} ms/step, "
+              f"unchecked {b * 1e3:.3f} ms/step, median paired A/B = {paired:.3f} "
               f"(rounds: checked {[round(t * 1e3, 2) for t in times['checked']]}, "
               f"unchecked {[round(t * 1e3, 2) for t in times['unchecked']]})")
         sys.stdout.flush()
