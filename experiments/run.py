@@ -21,7 +21,6 @@ the same `--model_dir` resumes from its last finished epoch),
 
 import json
 import os
-import sys
 
 from absl import app, flags, logging
 
