@@ -5,7 +5,13 @@ Subpackages: `layers` → `training` → `models`; `data` feeds them;
 `metrics` evaluates; `export` and `distribute` are imported on demand.
 """
 
-from din_tf import data, features, layers, metrics, models, training
+from din_tf import _command_line
+
+# `python -m din_tf.data.prepare` and `python -m experiments.run` import this
+# package before their own code runs: quiet TensorFlow's start-up here.
+_command_line.quiet_tensorflow_for_commands()
+
+from din_tf import data, features, layers, metrics, models, training  # noqa: E402
 
 __version__ = "0.1.0"
 

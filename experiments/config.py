@@ -84,6 +84,12 @@ class ExperimentConfig:
     def as_dict(self):
         return dataclasses.asdict(self)
 
+    def validate(self):
+        """Checks every field's type and range (experiments/config_checks.py);
+        raises ValueError naming the dotted key, the value and the expectation."""
+        from experiments import config_checks
+        return config_checks.validate(self)
+
 
 def from_dict(values, base=None):
     """Overrides `base` (default ExperimentConfig()) with a nested dict; unknown

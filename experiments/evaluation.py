@@ -5,6 +5,10 @@ import numpy as np
 
 from din_tf import metrics
 
+# How test rows are scored (`evaluation.scoring`, applied by the runner):
+# "served" as the export serves them, "original" as the original code did.
+SCORINGS = ("served", "original")
+
 
 def score(labels, probabilities, groups):
     """AUC (exact), the DIEN repo's calc_auc, GAUC (DIN paper, impressions

@@ -45,11 +45,21 @@ class ExperimentData:
         return groups
 
 
+# The files each protocol's loader reads from data.processed_dir.
+PROTOCOL_FILES = {
+    "dien": ("local_train_splitByUser", "local_test_splitByUser", "uid_voc.pkl", "mid_voc.pkl",
+             "cat_voc.pkl", "item-info", "reviews-info"),
+    "din": ("train_set.csv", "test_set.csv", "cate_list.csv"),
+}
+
+
 def load(data_cfg, cache_dir):
     """Loads the protocol's files, preparing them from raw Amazon files into
     `cache_dir` first (once; reused while the inputs are unchanged)."""
     if data_cfg.protocol not in ("dien", "din"):
         raise ValueError(f"Invalid data.protocol={data_cfg.protocol!r}; expected 'dien' or 'din'.")
+    if data_cfg.processed_dir:
+        check_processed_dir(data_cfg.processed_dir, data_cfg.protocol)
     directory = data_cfg.processed_dir or _prepared(data_cfg, cache_dir)
     if data_cfg.protocol == "dien":
         d = load_dien_dir(directory, num_negatives=data_cfg.num_negatives)
@@ -61,6 +71,23 @@ def load(data_cfg, cache_dir):
     sampler = NegativeSampler(pool=pool, item_category=np.asarray(d.cate_list, np.int32),
                               num_negatives=data_cfg.num_negatives)
     return ExperimentData(d.train, d.test, sampler, d.user_count, d.item_count, d.cate_count)
+
+
+def check_processed_dir(directory, protocol):
+    """A missing directory, or one without the protocol's files (empty, or the
+    other protocol's), is an error naming it and what it lacks."""
+    key = f"data.processed_dir={directory!r}"
+    if not os.path.isdir(directory):
+        raise ValueError(f"{key} is not a directory; expected the {protocol} protocol's files "
+                         "(python -m din_tf.data.prepare writes them).")
+    lacking = lambda p: [f for f in PROTOCOL_FILES[p] if not
+                         os.path.isfile(os.path.join(directory, f))]
+    missing = lacking(protocol)
+    if missing:
+        other = "din" if protocol == "dien" else "dien"
+        hint = (f" It holds the {other} protocol's files: set data.protocol={other}."
+                if not lacking(other) else "")
+        raise ValueError(f"{key} lacks the {protocol} protocol's file(s) {missing}.{hint}")
 
 
 def _prepared(data_cfg, cache_dir):
@@ -153,14 +180,8 @@ def datasets(data, data_cfg, with_negatives, seed):
 
 def _fixed_batches(data, data_cfg):
     """(training, test) row indices per batch where the batching fixes them, else None."""
-    if data_cfg.batching not in BATCHINGS:
-        raise ValueError(f"Invalid data.batching={data_cfg.batching!r}; expected one of "
-                         f"{list(BATCHINGS)}.")
+    # Valid combinations: ExperimentConfig.validate (experiments/config_checks.py).
     if data_cfg.batching == "dien_iterator":
-        if data_cfg.shuffle or data_cfg.bucket_boundaries:
-            raise ValueError("data.batching='dien_iterator' fixes the batch order (the DIEN "
-                             "repo's length-sorted chunks); it cannot be combined with "
-                             "data.shuffle=true or data.bucket_boundaries.")
         # The original sorts by the full history length, before truncation.
         return (dien_iterator_batches(data.train.history_length, data_cfg.train_batch_size),
                 dien_iterator_batches(data.test.history_length, data_cfg.eval_batch_size))

@@ -22,10 +22,12 @@ finished epoch and ends as if never interrupted),
 
 import json
 import os
-import sys
 
 from absl import app, flags, logging
 
+# Imported first: din_tf quiets TensorFlow's C++ start-up log for this command
+# before TensorFlow loads (--verbose_tf or TF_CPP_MIN_LOG_LEVEL keep it).
+from din_tf import _command_line  # noqa: I001
 from experiments import config as C
 from experiments import registry
 from experiments.runner import RunnerError, run
@@ -50,6 +52,7 @@ flags.DEFINE_integer("steps_per_epoch", None, "trainer.steps_per_epoch.")
 flags.DEFINE_string("reviews", None, "data.reviews: raw Amazon reviews file.")
 flags.DEFINE_string("meta", None, "data.meta: raw Amazon meta file.")
 flags.DEFINE_string("processed_dir", None, "data.processed_dir: the protocol's files.")
+flags.DEFINE_bool(_command_line.VERBOSE_FLAG, False, _command_line.VERBOSE_HELP)
 
 FLAG_TO_KEY = {
     "strategy": "runtime.strategy", "seed": "runtime.seed",
@@ -80,18 +83,21 @@ def main(argv):
         print("\n".join(sorted(registry.EXPERIMENTS)))
         return 0
     flag_values = {flag: FLAGS[flag].value for flag in FLAG_TO_KEY}
-    try:
-        cfg = resolve_config(FLAGS.experiment, FLAGS.config_file, FLAGS.params_override,
-                             flag_values)
-        model_dir = FLAGS.model_dir or os.path.join("runs", FLAGS.experiment.replace("/", "_"))
-        results = run(cfg, model_dir, FLAGS.mode, export=FLAGS.export)
-    except (ValueError, RunnerError) as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 2
+    cfg = resolve_config(FLAGS.experiment, FLAGS.config_file, FLAGS.params_override,
+                         flag_values)
+    model_dir = FLAGS.model_dir or os.path.join("runs", FLAGS.experiment.replace("/", "_"))
+    results = run(cfg, model_dir, FLAGS.mode, export=FLAGS.export)
     if results:
         print(json.dumps(results, indent=2, sort_keys=True))
+    print(f"experiment {FLAGS.experiment} ({cfg.model.name}, {cfg.data.protocol} protocol, "
+          f"--mode={FLAGS.mode}) finished; outputs in {model_dir}")
     return 0
 
 
+# Bad input (config, flags, data files, model_dir) is one line and exit code 2;
+# OSError covers unreadable or missing files, whose messages name the path.
+main_reporting_errors = _command_line.report_errors(main, (ValueError, RunnerError, OSError))
+
+
 if __name__ == "__main__":
-    app.run(main)
+    app.run(main_reporting_errors, flags_parser=_command_line.parse_flags)

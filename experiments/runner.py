@@ -11,7 +11,6 @@ import json
 import os
 import re
 import sys
-import tempfile
 import weakref
 from typing import NamedTuple
 
@@ -38,7 +37,12 @@ class RunnerError(Exception):
 
 
 def run(cfg, model_dir, mode="train_and_eval", export=True):
-    _check_steps_per_execution(cfg.trainer.steps_per_execution)  # before model_dir is written
+    # A failed start must leave model_dir as it was, or the corrected command
+    # would be refused as "a run with a different config": the config and the
+    # model's options are checked first, model_dir only read, and config.json
+    # written once the model is built and compiled on the data.
+    cfg.validate()
+    _check_model_options(cfg.model)
     _prepare_model_dir(model_dir, cfg)
     keras.utils.set_random_seed(cfg.runtime.seed)
     if cfg.runtime.mixed_precision:
@@ -52,6 +56,8 @@ def run(cfg, model_dir, mode="train_and_eval", export=True):
         model = models.get_model(cfg.model.name, n_users=data.n_users, n_items=data.n_items,
                                  n_categories=data.n_categories, **cfg.model.options)
         _compile(model, cfg, data)
+    os.makedirs(model_dir, exist_ok=True)
+    _write_json(os.path.join(model_dir, "config.json"), cfg.as_dict())
     _, test_ds, test_order = inputs.datasets(data, cfg.data, model.uses_aux_loss,
                                              cfg.runtime.seed)
     test = TestSet(test_ds, test_order, data, cfg.evaluation.scoring)
@@ -82,13 +88,21 @@ def _strategy(name):
     return make_strategy(name)
 
 
-def _prepare_model_dir(model_dir, cfg):
+def _check_model_options(model_cfg):
+    """Builds the model once on two-row vocabularies (a fraction of a second),
+    so a bad option value fails before data preparation and model_dir."""
     try:
-        os.makedirs(model_dir, exist_ok=True)
-        with tempfile.NamedTemporaryFile(dir=model_dir):
-            pass
-    except OSError as e:
-        raise RunnerError(f"--model_dir {model_dir!r} is not writable: {e.strerror}.") from None
+        models.get_model(model_cfg.name, n_users=2, n_items=2, n_categories=2,
+                         **model_cfg.options)
+    except (TypeError, ValueError) as e:
+        raise ValueError(f"Invalid model.options={model_cfg.options!r} for "
+                         f"{model_cfg.name}: {e}") from None
+
+
+def _prepare_model_dir(model_dir, cfg):
+    """Checks, without writing anything, that model_dir can be written and that
+    a run already in it has a config this one may resume."""
+    _check_writable(model_dir)
     path = os.path.join(model_dir, "config.json")
     current = cfg.as_dict()
     if os.path.exists(path):
@@ -100,7 +114,20 @@ def _prepare_model_dir(model_dir, cfg):
                 f"--model_dir {model_dir!r} holds a run with a different config "
                 f"(changed: {', '.join(changed)}); resuming it with this config would mix "
                 "two experiments. Use a new --model_dir, or restore those values.")
-    _write_json(path, current)
+
+
+def _check_writable(model_dir):
+    # The nearest existing ancestor decides whether model_dir can be created.
+    existing = os.path.abspath(model_dir)
+    while not os.path.exists(existing):
+        existing = os.path.dirname(existing)
+    if not os.path.isdir(existing):
+        reason = f"{existing!r} is a file, not a directory"
+    elif not os.access(existing, os.W_OK | os.X_OK):
+        reason = f"no write permission on {existing!r}"
+    else:
+        return
+    raise RunnerError(f"--model_dir {model_dir!r} is not writable: {reason}.")
 
 
 def _compile(model, cfg, data):
@@ -116,12 +143,6 @@ def _compile(model, cfg, data):
             t.mba_strength, _frequency_tables(model, data))
     model.compile(optimizer=optimizer, jit_compile=cfg.runtime.jit_compile,
                   steps_per_execution=t.steps_per_execution, **kwargs)
-
-
-def _check_steps_per_execution(steps):
-    if isinstance(steps, bool) or not isinstance(steps, int) or steps < 1:
-        raise ValueError(f"Invalid trainer.steps_per_execution={steps!r}; expected an "
-                         "integer >= 1.")
 
 
 def _optimizer(name, learning_rate, model):
@@ -174,7 +195,7 @@ class EpochEvaluation(keras.callbacks.Callback):
         _write_json(os.path.join(self.model_dir, "metrics.json"), self.history)
         _write_csv(os.path.join(self.model_dir, "metrics.csv"), self.history)
         plot.write_curves(os.path.join(self.model_dir, "curves.png"), self.history)
-        print(f"epoch {epoch + 1}: " + ", ".join(
+        print(("\n" if sys.stdout.isatty() else "") + f"epoch {epoch + 1}: " + ", ".join(
             f"{k}={logs[k]:.4f}" for k in ("loss", "test_auc", "test_gauc") if k in logs))
 
 
@@ -273,9 +294,6 @@ def _restore(model, model_dir):
     model.load_weights(path)
 
 
-SCORINGS = ("served", "original")
-
-
 class TestSet(NamedTuple):
     """What an evaluation needs: the test batches, the file row of each
     emitted prediction, the data (labels, groups) and how rows are scored."""
@@ -307,9 +325,9 @@ def _evaluate(model, test):
     passes) instead. `test.scoring="served"` scores within
     `row_independent_inference`, i.e. exactly what the export serves."""
     from din_tf.export import row_independent_inference
-    if test.scoring not in SCORINGS:
+    if test.scoring not in evaluation.SCORINGS:
         raise ValueError(f"Invalid evaluation.scoring={test.scoring!r}; expected one of "
-                         f"{list(SCORINGS)}.")
+                         f"{list(evaluation.SCORINGS)}.")
     behaviour = (row_independent_inference(model) if test.scoring == "served"
                  else contextlib.nullcontext())
     with behaviour:

@@ -7,6 +7,7 @@ import os
 import shutil
 import tempfile
 import warnings
+import zlib
 
 from absl import logging
 
@@ -53,7 +54,7 @@ def iter_lines(path, encoding="utf-8", progress_every=PROGRESS_EVERY):
     """Yields `(line_number, text)` with the newline stripped. Undecodable bytes are
     a `DataFormatError` naming the line. Logs progress every `progress_every` lines."""
     with open_binary(path) as f:
-        for number, raw in enumerate(f, start=1):
+        for number, raw in enumerate(_lines_naming_damage(f, path), start=1):
             try:
                 text = raw.decode(encoding)
             except UnicodeDecodeError as e:
@@ -61,6 +62,24 @@ def iter_lines(path, encoding="utf-8", progress_every=PROGRESS_EVERY):
             if progress_every and number % progress_every == 0:
                 logging.info("%s: read %d lines", path, number)
             yield number, text.rstrip("\r\n")
+
+
+def _lines_naming_damage(f, path):
+    """The lines of `f`; a truncated or corrupt gzip stream (EOFError, zlib or
+    gzip errors, which name neither file nor place) becomes a DataFormatError
+    naming the file and the first line that could not be read."""
+    lines = iter(f)
+    number = 0
+    while True:
+        try:
+            raw = next(lines)
+        except StopIteration:
+            return
+        except (EOFError, zlib.error, gzip.BadGzipFile) as e:
+            raise DataFormatError(path, number + 1, f"the file is truncated or corrupt; could "
+                                                    f"not read this line ({e})") from None
+        number += 1
+        yield raw
 
 
 class MalformedLines:

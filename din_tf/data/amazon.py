@@ -18,6 +18,7 @@ import re
 from typing import Dict, List, Optional
 
 import numpy as np
+from absl import logging
 
 from din_tf.data._io import MalformedLines, describe, iter_lines, require_nonempty
 
@@ -182,6 +183,35 @@ def item_categories(meta: Dict[str, list], rule) -> Dict[str, str]:
 def read_amazon(reviews_path, meta_path, skip_malformed=False, require_rating=True,
                 items: Optional[set] = None):
     """Reviews plus the meta of the reviewed items: `(Reviews, {asin: categories})`."""
+    logging.info("reading reviews from %s", reviews_path)
     reviews = read_reviews(reviews_path, skip_malformed, require_rating)
     wanted = set(reviews.item) if items is None else items
-    return reviews, read_meta(meta_path, wanted, skip_malformed)
+    logging.info("read %d reviews of %d items; reading their categories from %s",
+                 len(reviews), len(wanted), meta_path)
+    meta = read_meta(meta_path, wanted, skip_malformed)
+    logging.info("read categories for %d of the %d reviewed items", len(meta), len(wanted))
+    return reviews, meta
+
+
+# Above this share of reviewed items without meta, the meta file is most likely
+# another category's (or truncated): the protocols would give nearly every item
+# the default category and train on noise (AUC near 0.5).
+MAX_MISSING_META_FRACTION = 0.5
+
+
+def check_meta_coverage(reviews, meta, reviews_path, meta_path,
+                        max_missing_fraction=MAX_MISSING_META_FRACTION):
+    """A few reviewed items without a meta record are a warning (the DIEN
+    protocol gives them its default category, as the original does); more
+    than `max_missing_fraction` of them is an error naming both files."""
+    reviewed = set(reviews.item)
+    missing = len(reviewed - set(meta))
+    if not missing:
+        return
+    share = missing / len(reviewed)
+    counts = (f"{missing} of the {len(reviewed)} items reviewed in {reviews_path} "
+              f"({share:.0%}) have no categories in {meta_path}")
+    if share > max_missing_fraction:
+        raise ValueError(f"{counts}; expected at most {max_missing_fraction:.0%} missing. Is "
+                         "the meta file the same Amazon category as the reviews, and complete?")
+    logging.warning("%s; they get the default category.", counts)

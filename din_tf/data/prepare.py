@@ -12,6 +12,7 @@ Output: the DIEN files (`local_*_splitByUser`, `*_voc.pkl`, `reviews-info`,
 
 from absl import app, flags, logging
 
+from din_tf import _command_line
 from din_tf.data import amazon, din_protocol, dien_protocol, five_core, movielens
 
 FLAGS = flags.FLAGS
@@ -30,6 +31,7 @@ def load_inputs(protocol, reviews=None, meta=None, five_core_path=None, attribut
             raise ValueError("prepare: --reviews and --meta must be given together")
         revs, meta_map = amazon.read_amazon(reviews, meta, skip_malformed,
                                             require_rating=protocol == "dien")
+        amazon.check_meta_coverage(revs, meta_map, reviews, meta)
         rule = amazon.din_category if protocol == "din" else amazon.dien_category
         return revs, amazon.item_categories(meta_map, rule)
     if given[1]:
@@ -43,13 +45,16 @@ def load_inputs(protocol, reviews=None, meta=None, five_core_path=None, attribut
 def run(protocol, output_dir, seed=None, missing_category="error", din_pickle=False, **inputs):
     reviews, categories = load_inputs(protocol, **inputs)
     logging.info("read %d interactions, %d items with a category", len(reviews), len(categories))
+    logging.info("building the %s protocol's samples", protocol)
     if protocol == "din":
         dataset = din_protocol.build(reviews, categories,
                                      din_protocol.DEFAULT_SEED if seed is None else seed,
                                      missing_category)
+        logging.info("writing %s", output_dir)
         din_protocol.write(dataset, output_dir, write_pickle=din_pickle)
         return dataset.counts
     files = dien_protocol.build(reviews, categories, 0 if seed is None else seed)
+    logging.info("writing %s", output_dir)
     dien_protocol.write(files, output_dir)
     return files.counts
 
@@ -83,8 +88,14 @@ def _define_flags():
                       "DIN: what to do with reviews of items that have no category.")
     flags.DEFINE_bool("din_pickle", False, "DIN: also write the original's dataset.pkl layout.")
     flags.mark_flags_as_required(["protocol", "output_dir"])
+    flags.DEFINE_bool(_command_line.VERBOSE_FLAG, False, _command_line.VERBOSE_HELP)
+
+
+# Bad input (flags, unreadable or malformed files) is one line and exit code 2;
+# DataFormatError is a ValueError naming file and line, OSError names the path.
+main_reporting_errors = _command_line.report_errors(main, (ValueError, OSError))
 
 
 if __name__ == "__main__":
     _define_flags()
-    app.run(main)
+    app.run(main_reporting_errors, flags_parser=_command_line.parse_flags)

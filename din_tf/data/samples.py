@@ -42,12 +42,12 @@ class Samples:
     def __post_init__(self):
         for name in ("user_id", "item_id", "category_id", "history_length",
                      "steps_item_id", "steps_category_id"):
-            setattr(self, name, np.asarray(getattr(self, name), np.int32))
+            setattr(self, name, _int32(name, getattr(self, name)))
         self.history_start = np.asarray(self.history_start, np.int64)
         self.label = np.asarray(self.label, np.float32)
         for name in ("steps_negative_item_id", "steps_negative_category_id"):
             if getattr(self, name) is not None:
-                setattr(self, name, np.asarray(getattr(self, name), np.int32))
+                setattr(self, name, _int32(name, getattr(self, name)))
         self.validate()
 
     def __len__(self):
@@ -66,6 +66,13 @@ class Samples:
         if n and (self.history_length.min() < 0 or self.history_start.min() < 0
                   or (self.history_start + self.history_length).max() > m):
             raise ValueError(f"Samples: history windows must lie inside the {m} stored steps")
+        if n and not np.isin(self.label, (0.0, 1.0)).all():
+            # NaN/inf labels turn every weight into NaN after one step, and a
+            # label of 2 or -1 trains on a loss that is no cross-entropy.
+            row = int(np.flatnonzero(~np.isin(self.label, (0.0, 1.0)))[0])
+            raise ValueError(f"Samples.label: expected 0 or 1 in every row, got "
+                             f"{float(self.label[row])} at row {row}")
+        self._check_non_negative_ids()
         negatives = (self.steps_negative_item_id, self.steps_negative_category_id)
         if (negatives[0] is None) != (negatives[1] is None):
             raise ValueError("Samples: give both steps_negative_item_id and "
@@ -75,6 +82,16 @@ class Samples:
                     negatives[1].shape != negatives[0].shape:
                 raise ValueError(f"Samples: fixed negatives must both have shape ({m}, K), got "
                                  f"{negatives[0].shape} and {negatives[1].shape}")
+
+    def _check_non_negative_ids(self):
+        # Id 0 is padding/unknown; a negative id reads no embedding row.
+        for name in ("user_id", "item_id", "category_id", "steps_item_id", "steps_category_id",
+                     "steps_negative_item_id", "steps_negative_category_id"):
+            ids = getattr(self, name)
+            if ids is not None and ids.size and ids.min() < 0:
+                index = np.unravel_index(int(np.argmin(ids)), ids.shape)
+                raise ValueError(f"Samples.{name}: expected ids >= 0, got {int(ids.min())} at "
+                                 f"index {index[0] if len(index) == 1 else index}")
 
     def history(self, i):
         """(items, categories) of row i, oldest first."""
@@ -112,6 +129,22 @@ class Samples:
                    history_start=starts, history_length=lengths, steps_item_id=items,
                    steps_category_id=cats, steps_negative_item_id=neg_i,
                    steps_negative_category_id=neg_c)
+
+
+def _int32(name, values):
+    """`values` as int32, refusing what the cast would silently change: a
+    fractional id (1.5 would read row 1) or one outside int32 (it would wrap)."""
+    values = np.asarray(values)
+    if values.dtype == np.int32:
+        return values
+    if values.size and values.dtype.kind == "f" and not np.all(np.mod(values, 1) == 0):
+        bad = values[np.mod(values, 1) != 0].flat[0]
+        raise ValueError(f"Samples.{name}: expected integer ids, got {float(bad)}")
+    if values.size and values.dtype.kind in "iuf" and (
+            values.min() < np.iinfo(np.int32).min or values.max() > np.iinfo(np.int32).max):
+        raise ValueError(f"Samples.{name}: expected ids that fit int32, got values in "
+                         f"[{values.min()}, {values.max()}]")
+    return values.astype(np.int32)
 
 
 def concatenate(parts):

@@ -59,7 +59,11 @@ def gru_states(cell, projected, attention, valid, kernels):
              _array(dtype, steps, units), _array(dtype, steps, 2 * units),
              _array(dtype, steps, width)),
             maximum_iterations=steps)
-        states, gates, candidates = states.stack(), gates.stack(), candidates.stack()
+        # An empty TensorArray (T = 0, users without history) stacks to an
+        # unknown width; the reshape restores [T, B, width] at no cost.
+        states = tf.reshape(states.stack(), (steps, batch, units))
+        gates = tf.reshape(gates.stack(), (steps, batch, 2 * units))
+        candidates = tf.reshape(candidates.stack(), (steps, batch, width))
 
         def grad(d_states):
             return _backward(cell, d_states, states, gates, candidates, attention, valid,
@@ -121,7 +125,7 @@ def _backward(cell, d_states, states, gates, candidates, attention, valid, gates
         (tf.constant(0), tf.zeros((batch, units), dtype), _array(dtype, steps, 3 * units),
          _array(dtype, steps, 1)),
         maximum_iterations=steps)
-    d_projected = d_projected.stack()
+    d_projected = tf.reshape(d_projected.stack(), (steps, batch, 3 * units))  # as above
     d_gates, d_candidate = d_projected[..., : 2 * units], d_projected[..., 2 * units:]
     if cell.reset_after:
         candidate_rows, d_candidate = previous, d_candidate * gates[..., :units]
@@ -131,7 +135,7 @@ def _backward(cell, d_states, states, gates, candidates, attention, valid, gates
     d_candidate_h = _sum_over_steps(candidate_rows, d_candidate)
     result = [d_projected, d_gates_h, d_candidate_h]
     if uses_attention:
-        result.append(d_attention.stack())
+        result.append(tf.reshape(d_attention.stack(), (steps, batch, 1)))
     return result
 
 

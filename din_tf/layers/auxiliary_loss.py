@@ -80,7 +80,10 @@ class AuxiliaryLoss(keras.layers.Layer):
             hidden_states, clicked, unclicked, training=training)
         cells = -ops.log(p_click) * mask - ops.log(1.0 - p_unclick) * mask
         if self.reduction == "all_cells":
-            return ops.mean(cells)
+            # The mean, but 0 (not NaN) when no history has two steps (T' = 0):
+            # users without history are valid input.
+            count = ops.cast(ops.size(cells), cells.dtype)
+            return ops.sum(cells) / ops.maximum(count, 1.0)
         return ops.sum(cells) / ops.maximum(ops.sum(mask), 1.0)
 
     def compute_mask(self, inputs, mask=None):

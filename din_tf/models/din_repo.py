@@ -122,7 +122,10 @@ class DINRepoModel(CTRModel):
             pooled = self.attention(item, history, lengths=inputs.lengths)
         else:
             mask = ops.cast(inputs.mask, history.dtype)[..., None]
-            lengths = ops.cast(inputs.lengths, history.dtype)[:, None]
+            # The mean over real steps; an empty history pools to zeros (the
+            # original divides by 0 and scores NaN: a user without history is
+            # valid input, not an error).
+            lengths = ops.cast(ops.maximum(inputs.lengths, 1), history.dtype)[:, None]
             pooled = ops.sum(history * mask, axis=1) / lengths
         user = self.user_dense(self.user_batch_norm(pooled, training=training))
         parts = [user, item]
