@@ -80,7 +80,7 @@ def test_every_named_experiment_and_option_of_every_model_validates():
     cfg = resolve_config("dien_repo/DIN-V2-gru-att-gru@din", params_override=json.dumps({
         "model": {"options": {"hidden_size": 8, "embedding_dim": 4, "preset": "paper",
                               "aux_loss_weight": 0.5}},
-        "data": {"bucket_boundaries": [10, 20], "maxlen": None},
+        "data": {"bucket_boundaries": [10, 20], "maxlen": None, "batching": "sequential"},
         "trainer": {"learning_rate": 0.01, "steps_per_epoch": None}}))
     assert cfg.validate() is cfg
     din_repo = resolve_config("din_repo/din@din", params_override=json.dumps(
