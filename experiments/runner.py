@@ -368,7 +368,8 @@ def _one_pass(model, test):
 
 def _summary(cfg, results):
     keys = ("auc", "gauc", "dinrepo_gauc", "dien_calc_auc", "loss")
-    return f"{cfg.model.name} ({cfg.data.protocol} protocol) test: " + ", ".join(
+    return (f"{cfg.model.name} ({cfg.data.protocol} protocol) test, "
+            f"{cfg.evaluation.scoring} scoring: ") + ", ".join(
         f"{k}={results[k]:.4f}" for k in keys if k in results)
 
 
