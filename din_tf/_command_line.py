@@ -6,6 +6,7 @@ Imports only the standard library and absl, so it can run before TensorFlow
 is loaded (the C++ log level is read once, when TensorFlow's library loads).
 """
 
+import logging
 import os
 import re
 import sys
@@ -28,8 +29,9 @@ _HELP_FLAGS = ("-h", "-help", "--help", "-?", "--helpshort", "-helpshort", "--he
                "-helpfull", "--helpxml", "-helpxml")
 
 
-VERBOSE_HELP = ("Show TensorFlow's C++ start-up log (INFO, WARNING and CUDA-probe lines, "
-                "hidden by default; a TF_CPP_MIN_LOG_LEVEL you set is kept as it is).")
+VERBOSE_HELP = ("Show TensorFlow's own log (its C++ start-up INFO, WARNING and CUDA-probe "
+                "lines and its Python INFO lines, hidden by default; a TF_CPP_MIN_LOG_LEVEL "
+                "you set is kept as it is).")
 
 
 def quiet_tensorflow_for_commands(argv=None):
@@ -47,7 +49,24 @@ def quiet_tensorflow(argv):
         return False
     os.environ["TF_CPP_MIN_LOG_LEVEL"] = QUIET_LEVEL
     _import_tensorflow_filtering_loader_lines()
+    # TensorFlow's Python INFO lines (SavedModel writing: renamed inputs,
+    # sharding callbacks, assets) say nothing a user of these commands needs.
+    # Some go through the "tensorflow" logger, some straight through absl's.
+    logging.getLogger("tensorflow").setLevel(logging.WARNING)
+    from absl import logging as absl_logging
+    absl_logging.get_absl_handler().addFilter(_hide_info_from_tensorflow)
     return True
+
+
+def _hide_info_from_tensorflow(record):
+    """Keeps a log record unless it is below WARNING and from TensorFlow's own
+    code (or Keras')."""
+    if record.levelno >= logging.WARNING:
+        return True
+    import keras
+    import tensorflow
+    return not any(record.pathname.startswith(os.path.dirname(module.__file__) + os.sep)
+                   for module in (tensorflow, keras))
 
 
 def _wants_verbose(argv):

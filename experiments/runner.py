@@ -291,6 +291,10 @@ def _restore(model, model_dir):
                               "--mode=train (or train_and_eval) first.")
         path = os.path.join(checkpoint_dir, numbered[-1][1])
     logging.info("restoring weights from %s", path)
+    if model.optimizer is not None and not model.optimizer.built:
+        # The files hold the optimizer's state too; an unbuilt optimizer makes
+        # Keras skip it with a warning that suggests something went wrong.
+        model.optimizer.build(model.trainable_variables)
     model.load_weights(path)
 
 

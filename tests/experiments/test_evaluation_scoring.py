@@ -6,6 +6,9 @@ test batches as the original does and puts the scores back in file order."""
 import dataclasses
 import json
 import os
+import re
+import subprocess
+import sys
 
 import numpy as np
 import pytest
@@ -16,6 +19,8 @@ from din_tf.data.pipeline import bucketed_batches
 from experiments import config as C
 from experiments import evaluation, inputs, runner
 from experiments.run import resolve_config
+
+REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 
 @pytest.fixture(scope="module")
@@ -119,3 +124,23 @@ def test_bucketed_evaluation_batches_are_those_of_tf_data_bucketing():
     for mine, theirs in zip(batches, expected):
         np.testing.assert_array_equal(mine, theirs)
     assert sorted(np.concatenate(batches).tolist()) == list(range(len(lengths)))
+
+
+def test_the_export_command_writes_no_tensorflow_info_lines(main_job, processed_dir):
+    """`--mode=export` of the main job: TensorFlow's Python INFO lines about
+    writing a SavedModel (renamed inputs, sharding callbacks, assets) stay
+    hidden unless --verbose_tf is given."""
+    cfg, model_dir, _ = main_job
+    env = {k: v for k, v in os.environ.items() if k != "TF_CPP_MIN_LOG_LEVEL"}
+    proc = subprocess.run(
+        [sys.executable, "-m", "experiments.run", "--experiment=default", "--mode=export",
+         f"--model_dir={model_dir}", f"--processed_dir={processed_dir}",
+         "--params_override=trainer.epochs=1,trainer.steps_per_epoch=20"],
+        cwd=REPO, env=env, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert "SavedModel written to" in proc.stdout
+    tensorflow_lines = [line for line in proc.stderr.splitlines()
+                        if "INFO:tensorflow" in line or re.match(
+                            r"^I\d{4} .*\] (Function `serve`|Sharding callback|Assets written|"
+                            r"Writing fingerprint)", line)]
+    assert tensorflow_lines == [], proc.stderr[-3000:]
