@@ -22,3 +22,15 @@ def _float32_policy():
     keras.utils.set_random_seed(1234)
     yield
     keras.config.set_dtype_policy("float32")
+
+
+@pytest.fixture(scope="session")
+def processed_dir(tmp_path_factory):
+    """The bundled raw files through the DIEN protocol, prepared once per test
+    session (tests read it; runs that prepare their own data use their own
+    model_dir)."""
+    from din_tf.data import prepare
+    from experiments import config as C
+    out = tmp_path_factory.mktemp("prepared") / "dien"
+    prepare.run("dien", str(out), reviews=C.BUNDLED_REVIEWS, meta=C.BUNDLED_META)
+    return str(out)

@@ -90,11 +90,6 @@ def test_every_named_experiment_and_option_of_every_model_validates():
 
 # ------------------------------------------------------ (5) failed starts
 
-@pytest.fixture(scope="module")
-def processed_dir(tmp_path_factory):
-    out = tmp_path_factory.mktemp("prepared") / "dien"
-    prepare.run("dien", str(out), reviews=C.BUNDLED_REVIEWS, meta=C.BUNDLED_META)
-    return str(out)
 
 
 def _tiny(processed_dir, **override):

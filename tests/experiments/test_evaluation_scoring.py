@@ -16,19 +16,12 @@ import tensorflow as tf
 
 from din_tf import models
 from din_tf.data.pipeline import bucketed_batches
-from experiments import config as C
 from experiments import evaluation, inputs, runner
 from experiments.run import resolve_config
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 
-@pytest.fixture(scope="module")
-def processed_dir(tmp_path_factory):
-    from din_tf.data import prepare
-    out = tmp_path_factory.mktemp("prepared") / "dien"
-    prepare.run("dien", str(out), reviews=C.BUNDLED_REVIEWS, meta=C.BUNDLED_META)
-    return str(out)
 
 
 def _config(experiment, processed_dir, **data):

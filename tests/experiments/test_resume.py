@@ -220,12 +220,6 @@ def _tiny_dnn(processed_dir, epochs):
         "trainer": {"epochs": epochs, "steps_per_epoch": 2, "halve_lr_each_epoch": True}}))
 
 
-@pytest.fixture(scope="module")
-def processed_dir(tmp_path_factory):
-    from din_tf.data import prepare
-    out = tmp_path_factory.mktemp("prepared") / "dien"
-    prepare.run("dien", str(out), reviews=C.BUNDLED_REVIEWS, meta=C.BUNDLED_META)
-    return str(out)
 
 
 def test_resumed_run_trains_each_epoch_at_the_uninterrupted_learning_rate(

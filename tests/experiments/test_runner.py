@@ -15,13 +15,6 @@ from experiments.run import resolve_config
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 
-@pytest.fixture(scope="module")
-def processed_dir(tmp_path_factory):
-    """The bundled raw files through the DIEN protocol, once per module."""
-    from din_tf.data import prepare
-    out = tmp_path_factory.mktemp("prepared") / "dien"
-    prepare.run("dien", str(out), reviews=C.BUNDLED_REVIEWS, meta=C.BUNDLED_META)
-    return str(out)
 
 
 def _tiny(processed_dir, model="dien_repo/DNN", **trainer):
