@@ -7,10 +7,9 @@ import json
 import os
 import shutil
 import tempfile
-from typing import NamedTuple, Optional
+from typing import Optional
 
 import numpy as np
-import tensorflow as tf
 from absl import logging
 
 from din_tf.data import load_dien_dir, load_din_dir, make_dataset, prepare
@@ -148,47 +147,29 @@ def _file_id(path):
     return [os.path.abspath(path), st.st_size, int(st.st_mtime)]
 
 
-class Datasets(NamedTuple):
-    train: tf.data.Dataset
-    test: tf.data.Dataset
-    test_order: np.ndarray  # the test rows in the order the test batches emit them
-
-
 BATCHINGS = ("sequential", "dien_iterator")
 
 
-def datasets(data, data_cfg, with_negatives, seed):
-    """(train, test, test_order). The training dataset reshuffles and redraws on
-    every iteration (for callers that fit it once); the runner trains on
-    `training_epoch` instead. Test batches are formed like the training
-    batches: the DIEN iterator's length-sorted chunks, buckets of the same
-    boundaries, or file order; `test_order` maps their rows back to the file.
-    The test set's negatives are the same on every pass, so each epoch's test
-    losses (and a resumed run's) are comparable."""
-    train_batches, test_batches = _fixed_batches(data, data_cfg)
-    sampler = data.sampler if with_negatives else None
-    train = make_dataset(data.train, data_cfg.train_batch_size, maxlen=data_cfg.maxlen,
-                         negatives=sampler, shuffle=data_cfg.shuffle, seed=seed,
-                         bucket_boundaries=data_cfg.bucket_boundaries, batches=train_batches)
-    # Evaluation keeps full histories (spec §6.2 item 6).
-    test = make_dataset(data.test, data_cfg.eval_batch_size, maxlen=None, negatives=sampler,
-                        seed=seed + 1, batches=test_batches, pass_index=0)
-    order = (np.concatenate(test_batches) if test_batches is not None
-             else np.arange(len(data.test)))
-    return Datasets(train, test, order)
-
-
-def _fixed_batches(data, data_cfg):
-    """(training, test) row indices per batch where the batching fixes them, else None."""
+def test_set(data, data_cfg, with_negatives, seed):
+    """(test dataset, test_order). Test batches are formed like the training
+    batches: the DIEN iterator's length-sorted chunks, buckets of the training
+    boundaries, or file order; `test_order` lists the rows in the order the
+    batches emit them, to map scores back to the file. The negatives are the
+    same on every pass, so each epoch's test losses (and a resumed run's) are
+    comparable. Histories are kept whole (spec §6.2 item 6)."""
     # Valid combinations: ExperimentConfig.validate (experiments/config_checks.py).
+    lengths, batch_size = data.test.history_length, data_cfg.eval_batch_size
     if data_cfg.batching == "dien_iterator":
-        # The original sorts by the full history length, before truncation.
-        return (dien_iterator_batches(data.train.history_length, data_cfg.train_batch_size),
-                dien_iterator_batches(data.test.history_length, data_cfg.eval_batch_size))
-    if data_cfg.bucket_boundaries:
-        return None, bucketed_batches(data.test.history_length, data_cfg.bucket_boundaries,
-                                      data_cfg.eval_batch_size)
-    return None, None
+        batches = dien_iterator_batches(lengths, batch_size)
+    elif data_cfg.bucket_boundaries:
+        batches = bucketed_batches(lengths, data_cfg.bucket_boundaries, batch_size)
+    else:
+        batches = None
+    sampler = data.sampler if with_negatives else None
+    dataset = make_dataset(data.test, batch_size, maxlen=None, negatives=sampler,
+                           seed=seed + 1, batches=batches, pass_index=0)
+    order = np.concatenate(batches) if batches is not None else np.arange(len(data.test))
+    return dataset, order
 
 
 def training_epoch(data, data_cfg, with_negatives, seed, epoch, steps_per_epoch):
@@ -201,7 +182,10 @@ def training_epoch(data, data_cfg, with_negatives, seed, epoch, steps_per_epoch)
     is batches [e * steps, (e + 1) * steps) of the stream.
     """
     sampler = data.sampler if with_negatives else None
-    train_batches, _ = _fixed_batches(data, data_cfg)
+    # The original sorts by the full history length, before truncation.
+    train_batches = (dien_iterator_batches(data.train.history_length,
+                                           data_cfg.train_batch_size)
+                     if data_cfg.batching == "dien_iterator" else None)
     common = dict(maxlen=data_cfg.maxlen, negatives=sampler, shuffle=data_cfg.shuffle,
                   seed=seed, bucket_boundaries=data_cfg.bucket_boundaries,
                   batches=train_batches)

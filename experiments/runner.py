@@ -58,8 +58,8 @@ def run(cfg, model_dir, mode="train_and_eval", export=True):
         _compile(model, cfg, data)
     os.makedirs(model_dir, exist_ok=True)
     _write_json(os.path.join(model_dir, "config.json"), cfg.as_dict())
-    _, test_ds, test_order = inputs.datasets(data, cfg.data, model.uses_aux_loss,
-                                             cfg.runtime.seed)
+    test_ds, test_order = inputs.test_set(data, cfg.data, model.uses_aux_loss,
+                                          cfg.runtime.seed)
     test = TestSet(test_ds, test_order, data, cfg.evaluation.scoring)
     results = {}
     last_epoch = None  # the final epoch's test results, when this process trained it

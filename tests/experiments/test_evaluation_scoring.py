@@ -94,7 +94,7 @@ def test_original_scoring_puts_length_sorted_batches_back_in_file_order(processe
     results = {}
     for batching in ("dien_iterator", "sequential"):
         data_cfg = dataclasses.replace(cfg.data, batching=batching)
-        _, test_ds, order = inputs.datasets(data, data_cfg, True, cfg.runtime.seed)
+        test_ds, order = inputs.test_set(data, data_cfg, True, cfg.runtime.seed)
         assert (order != np.arange(len(order))).any() == (batching == "dien_iterator")
         results[batching] = runner._evaluate(model, runner.TestSet(test_ds, order, data,
                                                                    "original"))

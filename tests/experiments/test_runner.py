@@ -202,7 +202,7 @@ def test_evaluation_is_one_pass_equal_to_keras_evaluate_and_predict(processed_di
                              n_categories=data.n_categories)
     model.compile()
     model.load_weights(os.path.join(model_dir, "final.weights.h5"))
-    _, test_ds, order = inputs.datasets(data, cfg.data, model.uses_aux_loss, cfg.runtime.seed)
+    test_ds, order = inputs.test_set(data, cfg.data, model.uses_aux_loss, cfg.runtime.seed)
     one_pass = runner._evaluate(model, runner.TestSet(test_ds, order, data,
                                                       cfg.evaluation.scoring))
     keras_losses = model.evaluate(test_ds, verbose=0, return_dict=True)
