@@ -150,7 +150,7 @@ class CTRModel(keras.Model):
         labels = _labels_1d(labels)
         # Evaluation batches without negatives simply skip the auxiliary loss.
         with_aux = (self.aux_loss_weight != 0 and self.uses_aux_loss
-                    and (training or F.NEGATIVE_ITEM_IDS in features))
+                    and (training or self.has_negatives(features)))
         outputs = self.forward(features, training=training, with_aux=with_aux)
         losses = {"ctr_loss": self.ctr_loss(labels, outputs)}
         losses["aux_loss"] = outputs.get("aux_loss", tf.constant(0.0))
@@ -161,6 +161,14 @@ class CTRModel(keras.Model):
         return outputs, losses
 
     uses_aux_loss = False
+
+    def has_negatives(self, features):
+        """Whether `features` carry the auxiliary loss's negatives."""
+        schema = getattr(self, "schema", None)
+        if schema is None:
+            return F.NEGATIVE_ITEM_IDS in features
+        return any(seq.negatives and all(k in features for k in seq.negative_step_keys)
+                   for seq in schema.sequences)
 
     def train_step(self, data):
         x, y, sample_weight = keras.utils.unpack_x_y_sample_weight(data)

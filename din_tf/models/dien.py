@@ -46,7 +46,7 @@ class DIEN(DIENRepoModel):
 
     default_activation = "dice"
 
-    def __init__(self, n_uid, n_mid, n_cat, gru_type="augru", use_aux_loss=True,
+    def __init__(self, n_uid=None, n_mid=None, n_cat=None, gru_type="augru", use_aux_loss=True,
                  hidden_size=36, augru_gate=None, reset_after=None, aux_reduction=None,
                  **kwargs):
         gru_type = gru_type.lower() if isinstance(gru_type, str) else gru_type
@@ -57,44 +57,64 @@ class DIEN(DIENRepoModel):
         self.gru_type = gru_type
         self.use_aux_loss = bool(use_aux_loss)
         self.hidden_size = check_positive_int("hidden_size", hidden_size)
-        reset_after = self.options["reset_after"]
-        self.extractor = InterestGRU(hidden_size, "gru", reset_after=reset_after, name="gru1")
-        self.attention = DINAttention("dien_fcn", output_mode="list", return_scores=True,
-                                      name="attention")
-        if self.gru_type == "gru":
-            self.evolution = InterestGRU(hidden_size, "gru", reset_after=reset_after,
-                                         return_state=True, name="gru2")
-        else:
-            self.evolution = InterestGRU(hidden_size, self.gru_type,
-                                         augru_gate=self.options["augru_gate"],
-                                         reset_after=reset_after, return_state=True,
-                                         name="gru2")
-        self.auxiliary = (AuxiliaryLoss(self.options["aux_reduction"], name="auxiliary")
-                          if self.use_aux_loss else None)
+        sequences = self.schema.sequences
+        if not sequences:
+            raise ValueError("DIEN: the schema declares no behaviour sequence; DIEN evolves "
+                             "interest over one (declare `sequences`).")
+        if self.use_aux_loss and not any(seq.negatives for seq in sequences):
+            raise ValueError("DIEN: use_aux_loss=True needs a sequence with negatives=True "
+                             "in the schema (the auxiliary loss compares each next step with "
+                             "a sampled negative), or use_aux_loss=False.")
+        # The first sequence's layers keep the original's names and attributes.
+        (self.extractor, self.attention, self.evolution,
+         self.auxiliary) = self._sequence_layers(sequences[0], "")
+        self.more_sequence_layers = [list(self._sequence_layers(seq, f"_{seq.name}"))
+                                     for seq in sequences[1:]]
         self._build_weights()
+
+    def _sequence_layers(self, seq, suffix):
+        reset_after = self.options["reset_after"]
+        extractor = InterestGRU(self.hidden_size, "gru", reset_after=reset_after,
+                                name=f"gru1{suffix}")
+        attention = DINAttention("dien_fcn", output_mode="list", return_scores=True,
+                                 name=f"attention{suffix}")
+        if self.gru_type == "gru":
+            evolution = InterestGRU(self.hidden_size, "gru", reset_after=reset_after,
+                                    return_state=True, name=f"gru2{suffix}")
+        else:
+            evolution = InterestGRU(self.hidden_size, self.gru_type,
+                                    augru_gate=self.options["augru_gate"],
+                                    reset_after=reset_after, return_state=True,
+                                    name=f"gru2{suffix}")
+        auxiliary = (AuxiliaryLoss(self.options["aux_reduction"], name=f"auxiliary{suffix}")
+                     if self.use_aux_loss and seq.negatives else None)
+        return extractor, attention, evolution, auxiliary
 
     @property
     def uses_aux_loss(self):
         return self.use_aux_loss
 
-    def sequence_features(self, inputs, outputs, training, with_aux):
+    def sequence_features(self, index, seq, inputs, outputs, lookups, training, with_aux):
+        extractor, attention, evolution, auxiliary = (
+            (self.extractor, self.attention, self.evolution, self.auxiliary) if index == 0
+            else self.more_sequence_layers[index - 1])
         mask, lengths = inputs.mask, inputs.lengths
-        states = self.extractor(outputs["history_eb"], lengths=lengths)
+        states = extractor(outputs["history_eb"], lengths=lengths)
         outputs["rnn1_outputs"] = states
         if self.gru_type == "gru":
-            second, final = self.evolution(states, lengths=lengths)
-            attended, alphas = self.attention(outputs["item_eb"], second, mask=mask)
+            second, final = evolution(states, lengths=lengths)
+            attended, alphas = attention(outputs["item_eb"], second, mask=mask)
             interest = ops.sum(attended, axis=1)
         else:
-            attended, alphas = self.attention(outputs["item_eb"], states, mask=mask)
-            second, final = self.evolution(states, attention=alphas, lengths=lengths)
+            attended, alphas = attention(outputs["item_eb"], states, mask=mask)
+            second, final = evolution(states, attention=alphas, lengths=lengths)
             interest = final
         outputs.update(attention_output=attended, attention_weights=alphas,
                        rnn2_outputs=second, rnn2_final_state=final)
-        if with_aux and self.use_aux_loss and inputs.negative_items is not None:
-            negative = self.embed_pair(inputs.negative_items, inputs.negative_categories)
+        if with_aux and auxiliary is not None and inputs.negatives is not None:
+            negative = self.embed_steps(seq, inputs.negatives, mask, lookups)
             outputs["negative_eb"] = negative
-            outputs["aux_loss"] = self.auxiliary(
+            outputs["aux_loss"] = auxiliary(
                 states[:, :-1], outputs["history_eb"][:, 1:], negative[:, 1:],
                 mask=mask[:, 1:], training=training)
         item, history = outputs["item_eb"], outputs["history_sum"]

@@ -29,22 +29,26 @@ class DIN(DIENRepoModel):
 
     default_activation = "dice"
 
-    def __init__(self, n_uid, n_mid, n_cat, attention_softmax=True, **kwargs):
+    def __init__(self, n_uid=None, n_mid=None, n_cat=None, attention_softmax=True, **kwargs):
         super().__init__(n_uid, n_mid, n_cat, **kwargs)
         self.attention_softmax = bool(attention_softmax)
-        self.attention = DINAttention("dien", use_softmax=self.attention_softmax,
-                                      zero_masked_weights=not self.attention_softmax,
-                                      name="attention")
+        names = ["attention"] + [f"attention_{s.name}" for s in self.schema.sequences[1:]]
+        layers = [DINAttention("dien", use_softmax=self.attention_softmax,
+                               zero_masked_weights=not self.attention_softmax, name=name)
+                  for name in names]
+        # The first sequence's layer keeps the original's name and attribute.
+        self.attention, self.more_attention = layers[0], layers[1:]
         self._build_weights()
 
-    def sequence_features(self, inputs, outputs, training, with_aux):
-        pooled = self.attention(outputs["item_eb"], outputs["history_eb"], mask=inputs.mask)
+    def sequence_features(self, index, seq, inputs, outputs, lookups, training, with_aux):
+        attention = self.attention if index == 0 else self.more_attention[index - 1]
+        pooled = attention(outputs["item_eb"], outputs["history_eb"], mask=inputs.mask)
         outputs["attention_output"] = pooled
         item, history = outputs["item_eb"], outputs["history_sum"]
         return [item * history, pooled]
 
     def original_variable_map(self):
-        mapping = super().original_variable_map()
+        mapping = super().original_variable_map()  # raises for a schema-built model
         for i, dense in enumerate(self.attention.score_layers, start=1):
             mapping.update(_dense_map(f"f{i}_attnull", dense))
         return mapping

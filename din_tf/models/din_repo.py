@@ -11,6 +11,7 @@ from din_tf.models import presets
 from din_tf.models._inputs import read_inputs
 from din_tf.models.ctr_model import CTRModel
 from din_tf.models.dien_repo_base import _batch_norm_map, _dense_map
+from din_tf.schema.original import din_repo_schema
 from din_tf.training.optimizers import TF1_ADAM_EPSILON, original_optimizer
 
 DIN_REPO_KINDS = ("base", "pnn", "deepfm", "wide_deep", "din", "din_dice")
@@ -78,6 +79,8 @@ class DINRepoModel(CTRModel):
                                             attention_softmax=attention_softmax))
         width = item_dim + category_dim
         frozen = self.options["frozen_batch_norm"]
+        # What the model reads, for the pipeline and the export.
+        self.schema = din_repo_schema(n_items, n_categories, item_dim, category_dim)
         self.item_embedding = RowEmbedding(n_items, item_dim, name="item_embedding")
         self.category_embedding = RowEmbedding(n_categories, category_dim,
                                                name="category_embedding")

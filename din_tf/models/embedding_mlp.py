@@ -17,7 +17,7 @@ class DNN(DIENRepoModel):
     Defaults reproduce the original; see `DIENRepoModel` for all arguments.
     """
 
-    def __init__(self, n_uid, n_mid, n_cat, **kwargs):
+    def __init__(self, n_uid=None, n_mid=None, n_cat=None, **kwargs):
         super().__init__(n_uid, n_mid, n_cat, **kwargs)
         self._build_weights()
 
@@ -28,11 +28,11 @@ class PNN(DIENRepoModel):
     MLP input `[uid, item_eb, history_sum, item_eb * history_sum]` (126),
     PReLU. See `DIENRepoModel` for all arguments."""
 
-    def __init__(self, n_uid, n_mid, n_cat, **kwargs):
+    def __init__(self, n_uid=None, n_mid=None, n_cat=None, **kwargs):
         super().__init__(n_uid, n_mid, n_cat, **kwargs)
         self._build_weights()
 
-    def sequence_features(self, inputs, outputs, training, with_aux):
+    def sequence_features(self, index, seq, inputs, outputs, lookups, training, with_aux):
         return [outputs["item_eb"] * outputs["history_sum"]]
 
 
@@ -47,14 +47,13 @@ class WideDeep(DIENRepoModel):
     (`probability_offset=0.0` by default, as coded). See `DIENRepoModel`.
     """
 
-    def __init__(self, n_uid, n_mid, n_cat, probability_offset=0.0, **kwargs):
+    def __init__(self, n_uid=None, n_mid=None, n_cat=None, probability_offset=0.0, **kwargs):
         super().__init__(n_uid, n_mid, n_cat, probability_offset=probability_offset, **kwargs)
         self.wide_dense = keras.layers.Dense(2, name="f_fm")
         self._build_weights()
 
     def head(self, mlp_input, outputs, training):
-        item, history = outputs["item_eb"], outputs["history_sum"]
-        wide = self.wide_dense(ops.concatenate([item, history, item * history], axis=-1))
+        wide = self.wide_dense(ops.concatenate(wide_inputs(outputs, self.schema), axis=-1))
         return super().head(mlp_input, outputs, training) + wide
 
     def _activation_map(self, index, layer):
@@ -64,3 +63,14 @@ class WideDeep(DIENRepoModel):
         mapping = super().original_variable_map()
         mapping.update(_dense_map("f_fm", self.wide_dense))
         return mapping
+
+
+def wide_inputs(outputs, schema):
+    """The wide part's input: `item_eb`, then per sequence its history sum and
+    that sum times its query (`[item_eb, history_sum, item_eb * history_sum]`
+    for the originals' inputs)."""
+    parts = [outputs["item_eb"]]
+    for index, seq in enumerate(schema.sequences):
+        part = outputs if index == 0 else outputs[f"sequence/{seq.name}"]
+        parts += [part["history_sum"], part["item_eb"] * part["history_sum"]]
+    return parts

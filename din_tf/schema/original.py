@@ -27,3 +27,18 @@ def original_schema(n_users, n_items, n_categories, embedding_dim=18, max_length
             keys=(F.HISTORY_ITEM_IDS, F.HISTORY_CATEGORY_IDS), length_key=F.HISTORY_LENGTH,
             mask_key=F.HISTORY_MASK,
             negative_keys=(F.NEGATIVE_ITEM_IDS, F.NEGATIVE_CATEGORY_IDS))])
+
+
+def din_repo_schema(n_items, n_categories, item_dim=64, category_dim=64, max_length=None):
+    """The DIN repo's inputs: item and category ids with one history (no user
+    id and no negatives: its models read neither)."""
+    return FeatureSchema(
+        features=[CategoricalFeature(F.ITEM_ID, "candidate", lookup="integer", dtype="int64",
+                                     size=n_items, embedding_dim=item_dim, table="item"),
+                  CategoricalFeature(F.CATEGORY_ID, "candidate", lookup="integer",
+                                     dtype="int64", size=n_categories,
+                                     embedding_dim=category_dim, table="category")],
+        sequences=[SequenceGroup(
+            "history", (F.ITEM_ID, F.CATEGORY_ID), max_length=max_length or 100,
+            keys=(F.HISTORY_ITEM_IDS, F.HISTORY_CATEGORY_IDS), length_key=F.HISTORY_LENGTH,
+            mask_key=F.HISTORY_MASK)])
