@@ -13,6 +13,7 @@ import numpy as np
 import tensorflow as tf
 
 from din_tf.data.log_samples import LogSamples
+from din_tf.schema.encoder import FeatureEncoder
 from din_tf.schema.vocabulary import fit_vocabularies
 
 
@@ -94,6 +95,9 @@ def table_frequencies(train: LogSamples, encoder, chunk_size: int = 65536):
     if not isinstance(train, LogSamples):
         raise ValueError(f"table_frequencies: argument 'train' expected a LogSamples, got "
                          f"{type(train).__name__}")
+    if not isinstance(encoder, FeatureEncoder):
+        raise ValueError(f"table_frequencies: argument 'encoder' expected a FeatureEncoder, got "
+                         f"{type(encoder).__name__}")
     if not isinstance(chunk_size, int) or isinstance(chunk_size, bool) or chunk_size < 1:
         raise ValueError(f"table_frequencies: argument 'chunk_size' expected a positive int, "
                          f"got {chunk_size!r}")

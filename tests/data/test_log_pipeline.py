@@ -25,6 +25,8 @@ then most frequent value first, ties by value):
     genres: a 2, b 3, c 4, Música 5             (counts 5, 4, 3, 1)
 """
 
+import dataclasses
+
 import numpy as np
 import pytest
 
@@ -237,6 +239,10 @@ def test_table_frequencies_hand_computed(fitted):
     # genres a b c Música: candidates 3 1 2 1; steps a 3, b 5, c 1 (weighted by windows).
     assert counts["genres_embedding"].tolist() == [0, 0, 6, 6, 3, 1]
     assert all(c.dtype == np.int64 for c in counts.values())
+    # Values the encoder does not know count on the OOV row 1.
+    unseen = dataclasses.replace(samples, columns={
+        **samples.columns, "user": np.array([b"u1", b"u9", b"u9", b"u2", b"u2"])})
+    assert table_frequencies(unseen, encoder)["user_embedding"].tolist() == [0, 2, 1, 2]
 
 
 @pytest.mark.parametrize("kwargs, fragment", [
