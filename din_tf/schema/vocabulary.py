@@ -29,7 +29,8 @@ def fit_vocabularies(schema: FeatureSchema, values):
         if members[0].lookup != "vocabulary":
             continue
         feature = members[0]
-        arrays = [np.asarray(a).reshape(-1) for m in members for a in _listed(values.get(m.name))]
+        arrays = [_text_decoded(np.asarray(a).reshape(-1))
+                  for m in members for a in _listed(values.get(m.name))]
         if not arrays:
             raise SchemaError(f"feature {feature.name!r}: no training values to fit its "
                               f"vocabulary (table {table!r}).")
@@ -67,6 +68,12 @@ def fit_vocabularies(schema: FeatureSchema, values):
         std = float(column.std())
         changes[feature.name] = {"mean": float(column.mean()), "std": std if std > 0 else 1.0}
     return schema.replace_features(**changes), vocabularies
+
+
+def _text_decoded(array):
+    """Bytes ('S') arrays as str, decoded as UTF-8 (NumPy's `astype(str)` decodes
+    bytes as ASCII and fails on any other character)."""
+    return np.char.decode(array, "utf-8") if array.dtype.kind == "S" else array
 
 
 def _listed(value):
