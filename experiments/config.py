@@ -14,7 +14,7 @@ BUNDLED_META = os.path.join(BUNDLED_DATA_DIR, "meta_Synthetic.json.gz")
 
 @dataclasses.dataclass
 class ModelConfig:
-    name: str = "dien_repo/DIEN"   # a key of din_tf.models.ORIGINAL_MODELS
+    name: str = "dien_repo/DIEN"   # a key of din_tf.models.MODELS
     options: dict = dataclasses.field(default_factory=dict)  # constructor keyword arguments
 
 
@@ -33,6 +33,13 @@ class DataConfig:
     batching: str = "sequential"    # "sequential" (file or shuffled order, or buckets) or
                                     # "dien_iterator" (the DIEN repo's length-sorted chunks)
     prepare_seed: Optional[int] = None  # protocol randomness (None: the protocol's default)
+    # Your own log instead of Amazon reviews (experiments/log_inputs.py): a log
+    # spec (din_tf.data.logs.LogSpec) and a feature schema (din_tf.schema), each
+    # a JSON file path or an inline object; data_dir resolves the spec's
+    # relative paths (default: the spec file's directory).
+    log_spec: object = None
+    schema: object = None
+    data_dir: str = ""
 
 
 @dataclasses.dataclass

@@ -71,6 +71,7 @@ def validate(cfg):
     from experiments.evaluation import SCORINGS
     _validate_model(cfg.model)
     _validate_data(cfg.data)
+    _validate_own_log(cfg)
     _validate_trainer(cfg.trainer, EMBEDDING_UPDATES)
     _validate_runtime(cfg.runtime, STRATEGY_NAMES)
     _choice("evaluation.scoring", cfg.evaluation.scoring, SCORINGS)
@@ -79,12 +80,12 @@ def validate(cfg):
 
 
 def _validate_model(model):
-    from din_tf.models.registry import ORIGINAL_MODELS
-    if not isinstance(model.name, str) or model.name not in ORIGINAL_MODELS:
-        _fail("model.name", model.name, f"one of {sorted(ORIGINAL_MODELS)}")
+    from din_tf.models.registry import MODELS
+    if not isinstance(model.name, str) or model.name not in MODELS:
+        _fail("model.name", model.name, f"one of {sorted(MODELS)}")
     if not isinstance(model.options, dict):
         _fail("model.options", model.options, "a mapping of constructor arguments")
-    cls, fixed = ORIGINAL_MODELS[model.name]
+    cls, fixed = MODELS[model.name]
     clash = sorted(set(fixed) & set(model.options))
     if clash:
         raise ValueError(
@@ -111,7 +112,7 @@ def _constructor_arguments(cls):
         for parameter in inspect.signature(vars(klass)["__init__"]).parameters.values():
             if parameter.kind in (parameter.POSITIONAL_OR_KEYWORD, parameter.KEYWORD_ONLY):
                 names.add(parameter.name)
-    return names - {"self", "name", *_VOCABULARY_ARGUMENTS}
+    return names - {"self", "name", "schema", *_VOCABULARY_ARGUMENTS}
 
 
 def _validate_data(data):
@@ -139,6 +140,25 @@ def _validate_data(data):
         _fail(key, value, "false / null with data.batching='dien_iterator' (the DIEN repo's "
               "fixed, length-sorted batch order); set data.batching='sequential' to shuffle "
               "or bucket")
+
+
+def _validate_own_log(cfg):
+    data = cfg.data
+    for key in ("log_spec", "schema"):
+        value = getattr(data, key)
+        if value is not None and not isinstance(value, (str, dict)):
+            _fail(f"data.{key}", value, "null, a JSON file path or an object")
+    _string("data.data_dir", data.data_dir)
+    if not (data.log_spec or data.schema):
+        return
+    if cfg.model.name.startswith("din_repo/"):
+        _fail("model.name", cfg.model.name, "a dien_repo/* or baseline/* model with "
+              "data.log_spec (the DIN repo's models read the originals' inputs only)")
+    if data.batching != "sequential" or data.bucket_boundaries:
+        key, value = (("data.batching", data.batching) if data.batching != "sequential"
+                      else ("data.bucket_boundaries", data.bucket_boundaries))
+        _fail(key, value, "'sequential' / null with data.log_spec (your own log's batches "
+              "are formed in file or shuffled order)")
 
 
 def _validate_trainer(trainer, embedding_updates):

@@ -1,8 +1,12 @@
 """Named experiments: every model of both papers on both data protocols,
 the papers' ablations, and `default` (DIEN on the bundled dataset)."""
 
+import os
+
 from din_tf.models import ORIGINAL_MODELS
 from experiments import config as C
+
+EXAMPLES_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "examples")
 
 PROTOCOLS = ("dien", "din")
 
@@ -50,7 +54,36 @@ def _registry():
             experiments[f"paper/{label}@{protocol}"] = (
                 lambda n=name, p=protocol: _paper(n, p))
     experiments["default"] = _default
+    # MovieLens-100K through the own-log path (run with --data_dir=<ml-100k folder>).
+    for label, name, schema in (
+            ("DIN", "dien_repo/DIN", "schema.json"),
+            ("DIN-ids-only", "dien_repo/DIN", "schema_ids_only.json"),
+            ("DIEN", "dien_repo/DIEN", "schema.json"),
+            ("DNN", "dien_repo/DNN", "schema.json"),
+            ("DeepFM", "baseline/DeepFM", "schema.json"),
+            ("LR", "baseline/LR", "schema.json")):
+        experiments[f"movielens100k/{label}"] = (
+            lambda n=name, s=schema: _own_log(n, "movielens100k", s))
     return experiments
+
+
+def _own_log(name, example, schema_file, protocol="din"):
+    """A model on your own log (here a shipped example's spec and schema): the
+    DIN protocol, shuffled batches, lazy Adam with row updates, the history sum
+    over real steps only and served scoring, so every reported number is what
+    the export serves."""
+    cfg = C.ExperimentConfig()
+    cfg.model.name = name
+    cfg.model.options = dict(mask_history_sum=True)
+    cfg.data.protocol = protocol
+    cfg.data.log_spec = os.path.join(EXAMPLES_DIR, example, "log_spec.json")
+    cfg.data.schema = os.path.join(EXAMPLES_DIR, example, schema_file)
+    cfg.data.shuffle = True
+    cfg.trainer.optimizer, cfg.trainer.learning_rate = "lazy_adam", 1e-3
+    cfg.trainer.embedding_update, cfg.trainer.halve_lr_each_epoch = "rows", False
+    cfg.trainer.epochs = 2
+    cfg.evaluation.scoring = "served"
+    return cfg
 
 
 def _default():

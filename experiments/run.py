@@ -52,6 +52,8 @@ flags.DEFINE_integer("steps_per_epoch", None, "trainer.steps_per_epoch.")
 flags.DEFINE_string("reviews", None, "data.reviews: raw Amazon reviews file.")
 flags.DEFINE_string("meta", None, "data.meta: raw Amazon meta file.")
 flags.DEFINE_string("processed_dir", None, "data.processed_dir: the protocol's files.")
+flags.DEFINE_string("data_dir", None, "data.data_dir: where your own log's files are (the "
+                                      "log spec's relative paths are read from it).")
 flags.DEFINE_bool(_command_line.VERBOSE_FLAG, False, _command_line.VERBOSE_HELP)
 
 FLAG_TO_KEY = {
@@ -59,6 +61,7 @@ FLAG_TO_KEY = {
     "jit_compile": "runtime.jit_compile", "mixed_precision": "runtime.mixed_precision",
     "epochs": "trainer.epochs", "steps_per_epoch": "trainer.steps_per_epoch",
     "reviews": "data.reviews", "meta": "data.meta", "processed_dir": "data.processed_dir",
+    "data_dir": "data.data_dir",
 }
 
 
@@ -66,7 +69,7 @@ def resolve_config(experiment, config_file=None, params_override=None, flag_valu
     """The layered config (see the module docstring)."""
     cfg = registry.get_experiment(experiment)
     if config_file:
-        cfg = C.from_dict(C.load_file(config_file), cfg)
+        cfg = C.from_dict(_paths_from(config_file, C.load_file(config_file)), cfg)
     cfg = C.from_dict(C.parse_overrides(params_override), cfg)
     for flag, key in FLAG_TO_KEY.items():
         value = (flag_values or {}).get(flag)
@@ -74,6 +77,19 @@ def resolve_config(experiment, config_file=None, params_override=None, flag_valu
             section, name = key.split(".")
             cfg = C.from_dict({section: {name: value}}, cfg)
     return cfg
+
+
+def _paths_from(config_file, values):
+    """A config file's own-log files (data.log_spec, data.schema) given as
+    relative paths are read next to the config file."""
+    data = values.get("data") if isinstance(values, dict) else None
+    if isinstance(data, dict):
+        base = os.path.dirname(os.path.abspath(config_file))
+        for key in ("log_spec", "schema"):
+            value = data.get(key)
+            if isinstance(value, str) and value and not os.path.isabs(value):
+                data[key] = os.path.join(base, value)
+    return values
 
 
 def main(argv):

@@ -23,13 +23,14 @@ from din_tf import models, training
 from din_tf._pause_for_kill_test import pause_if_requested
 from din_tf._pause_for_kill_test import requested as requested_pause
 from din_tf.data.frequency import feature_frequencies
-from experiments import atomic_files, backup, evaluation, inputs, plot
+from experiments import atomic_files, backup, evaluation, inputs, log_inputs, plot
 from experiments import config as C
 
 # Config keys that may change between runs sharing a model_dir.
 RESUMABLE_KEYS = ("trainer.epochs", "data.eval_batch_size", "export.dice_statistics",
                   "runtime.strategy", "runtime.jit_compile", "data.reviews", "data.meta",
-                  "data.processed_dir", "trainer.steps_per_execution", "evaluation.scoring")
+                  "data.processed_dir", "trainer.steps_per_execution", "evaluation.scoring",
+                  "data.data_dir")
 
 
 class RunnerError(Exception):
@@ -42,23 +43,20 @@ def run(cfg, model_dir, mode="train_and_eval", export=True):
     # model's options are checked first, model_dir only read, and config.json
     # written once the model is built and compiled on the data.
     cfg.validate()
-    _check_model_options(cfg.model)
+    _check_model_options(cfg)
     _prepare_model_dir(model_dir, cfg)
     keras.utils.set_random_seed(cfg.runtime.seed)
     if cfg.runtime.mixed_precision:
         keras.mixed_precision.set_global_policy("mixed_float16")
     strategy = _strategy(cfg.runtime.strategy)
-    data = inputs.load(cfg.data, os.path.join(model_dir, "prepared_data"))
-    logging.info("data: %d train rows, %d test rows, vocabularies users=%d items=%d "
-                 "categories=%d", len(data.train), len(data.test), data.n_users, data.n_items,
-                 data.n_categories)
+    source = _data_source(cfg)
+    data = source.load(cfg.data, os.path.join(model_dir, "prepared_data"))
     with strategy.scope():
-        model = models.get_model(cfg.model.name, n_users=data.n_users, n_items=data.n_items,
-                                 n_categories=data.n_categories, **cfg.model.options)
+        model = _build_model(cfg, data)
         _compile(model, cfg, data)
     os.makedirs(model_dir, exist_ok=True)
     _write_json(os.path.join(model_dir, "config.json"), cfg.as_dict())
-    test_ds, test_order = inputs.test_set(data, cfg.data, model.uses_aux_loss,
+    test_ds, test_order = source.test_set(data, cfg.data, model.uses_aux_loss,
                                           cfg.runtime.seed)
     test = TestSet(test_ds, test_order, data, cfg.evaluation.scoring)
     results = {}
@@ -76,11 +74,31 @@ def run(cfg, model_dir, mode="train_and_eval", export=True):
     if mode == "export" or (mode == "train_and_eval" and export):
         from din_tf.export import export_saved_model
         path = os.path.join(model_dir, "export", "1")
+        # Rows scored as evaluation.scoring="served"; an own log's export takes
+        # the raw values and applies the fitted lookups itself.
         export_saved_model(model, path, dice_statistics=cfg.export.dice_statistics,
-                           overwrite=True)  # rows scored as evaluation.scoring="served"
+                           overwrite=True, encoder=getattr(data, "encoder", None))
         results["export_dir"] = path
         print(f"SavedModel written to {path}")
     return results
+
+
+def _data_source(cfg):
+    """The module that loads the data and forms its batches: the papers'
+    protocols on Amazon files (`inputs`), or your own log (`log_inputs`)."""
+    return log_inputs if log_inputs.uses_log(cfg.data) else inputs
+
+
+def _build_model(cfg, data):
+    if isinstance(data, log_inputs.LogData):
+        logging.info("data: %d train rows, %d test rows, tables %s", len(data.train),
+                     len(data.test), {t: m[0].rows for t, m in data.schema.tables().items()})
+        return models.get_model(cfg.model.name, schema=data.schema, **cfg.model.options)
+    logging.info("data: %d train rows, %d test rows, vocabularies users=%d items=%d "
+                 "categories=%d", len(data.train), len(data.test), data.n_users, data.n_items,
+                 data.n_categories)
+    return models.get_model(cfg.model.name, n_users=data.n_users, n_items=data.n_items,
+                            n_categories=data.n_categories, **cfg.model.options)
 
 
 def _strategy(name):
@@ -88,12 +106,18 @@ def _strategy(name):
     return make_strategy(name)
 
 
-def _check_model_options(model_cfg):
+def _check_model_options(cfg):
     """Builds the model once on two-row vocabularies (a fraction of a second),
-    so a bad option value fails before data preparation and model_dir."""
+    so a bad option value (or schema) fails before data preparation and
+    model_dir."""
+    model_cfg = cfg.model
+    sizes = dict(n_users=2, n_items=2, n_categories=2)
+    if log_inputs.uses_log(cfg.data):
+        _, schema = log_inputs.declared(cfg.data)
+        sizes = {"schema": schema.replace_features(**{
+            f.name: {"size": f.size or 2} for f in schema.categorical_features})}
     try:
-        models.get_model(model_cfg.name, n_users=2, n_items=2, n_categories=2,
-                         **model_cfg.options)
+        models.get_model(model_cfg.name, **sizes, **model_cfg.options)
     except (TypeError, ValueError) as e:
         raise ValueError(f"Invalid model.options={model_cfg.options!r} for "
                          f"{model_cfg.name}: {e}") from None
@@ -164,6 +188,8 @@ def _optimizer(name, learning_rate, model):
 
 
 def _frequency_tables(model, data):
+    if isinstance(data, log_inputs.LogData):
+        return data.frequencies()
     counts = feature_frequencies(data.train, data.n_users, data.n_items, data.n_categories)
     by_feature = {"user_id": counts["user_id"], "item_id": counts["item_id"],
                   "category_id": counts["category_id"]}
@@ -244,8 +270,9 @@ def _train(model, cfg, model_dir, test, evaluate):
     atomic_files.remove_partials(checkpoint_dir)
     atomic_files.remove_partials(model_dir)
     for epoch in range(first_epoch, epochs):
-        epoch_data = inputs.training_epoch(data, cfg.data, model.uses_aux_loss,
-                                           cfg.runtime.seed, epoch, cfg.trainer.steps_per_epoch)
+        epoch_data = _data_source(cfg).training_epoch(
+            data, cfg.data, model.uses_aux_loss, cfg.runtime.seed, epoch,
+            cfg.trainer.steps_per_epoch)
         model.fit(epoch_data, initial_epoch=epoch, epochs=epoch + 1,
                   steps_per_epoch=cfg.trainer.steps_per_epoch, callbacks=callbacks,
                   verbose=1 if sys.stdout.isatty() else 2, shuffle=False)
@@ -303,7 +330,7 @@ class TestSet(NamedTuple):
     emitted prediction, the data (labels, groups) and how rows are scored."""
     dataset: tf.data.Dataset
     order: np.ndarray
-    data: inputs.ExperimentData
+    data: object  # inputs.ExperimentData or log_inputs.LogData
     scoring: str
 
 

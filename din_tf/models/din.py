@@ -21,6 +21,10 @@ class DIN(DIENRepoModel):
 
     The DIN repo's own (2017/2020) architecture is `DINRepoModel(kind="din")`.
 
+    With `mask_history_sum=True` (padding ignored) a row without history
+    pools to zeros in the attention as in the history sum; as coded its
+    attention averages the padded steps.
+
     Args:
         attention_softmax: softmax-normalise the attention weights (True as
             coded; the DIN paper drops the softmax).
@@ -43,6 +47,11 @@ class DIN(DIENRepoModel):
     def sequence_features(self, index, seq, inputs, outputs, lookups, training, with_aux):
         attention = self.attention if index == 0 else self.more_attention[index - 1]
         pooled = attention(outputs["item_eb"], outputs["history_eb"], mask=inputs.mask)
+        if self.options["mask_history_sum"]:
+            # As coded, a history without a real step gets uniform softmax
+            # weights, i.e. the mean of its padding; ignoring padding, it
+            # pools to zeros (as its history sum does).
+            pooled = pooled * ops.cast(inputs.lengths > 0, pooled.dtype)[:, None]
         outputs["attention_output"] = pooled
         item, history = outputs["item_eb"], outputs["history_sum"]
         return [item * history, pooled]

@@ -1,9 +1,11 @@
 """Every original model by its original name."""
 
+from din_tf.models.deep_fm import DeepFM
 from din_tf.models.dien import DIEN
 from din_tf.models.din import DIN
 from din_tf.models.din_repo import DINRepoModel
 from din_tf.models.embedding_mlp import DNN, PNN, WideDeep
+from din_tf.models.logistic_regression import LogisticRegression
 
 # name: (class, fixed arguments). DIEN-repo names are train.py's model_type.
 ORIGINAL_MODELS = {
@@ -24,21 +26,36 @@ ORIGINAL_MODELS = {
     "din_repo/din_dice": (DINRepoModel, dict(kind="din_dice")),
 }
 
+# The DIN paper's baselines the original repositories do not code; they read
+# the originals' inputs or any feature schema, like the DIEN repo's models.
+BASELINE_MODELS = {
+    "baseline/DeepFM": (DeepFM, {}),
+    "baseline/LR": (LogisticRegression, {}),
+}
+MODELS = {**ORIGINAL_MODELS, **BASELINE_MODELS}
 
-def get_model(name, n_users=None, n_items=None, n_categories=None, **kwargs):
-    """Builds an original model by name, e.g. `get_model("dien_repo/DIEN",
-    n_users=..., n_items=..., n_categories=...)`. Extra keyword arguments go to
-    the model's constructor (options, presets)."""
-    if name not in ORIGINAL_MODELS:
-        raise ValueError(f"Unknown model name {name!r}; expected one of "
-                         f"{sorted(ORIGINAL_MODELS)}.")
-    cls, fixed = ORIGINAL_MODELS[name]
+
+def get_model(name, n_users=None, n_items=None, n_categories=None, schema=None, **kwargs):
+    """Builds a model by name, e.g. `get_model("dien_repo/DIEN", n_users=...,
+    n_items=..., n_categories=...)`, or from a resolved feature schema,
+    `get_model("dien_repo/DIN", schema=schema)` (every model but the DIN
+    repo's, which read the originals' inputs only). Extra keyword arguments go
+    to the model's constructor (options, presets)."""
+    if name not in MODELS:
+        raise ValueError(f"Unknown model name {name!r}; expected one of {sorted(MODELS)}.")
+    cls, fixed = MODELS[name]
     clash = sorted(set(fixed) & set(kwargs))
     if clash:
         raise ValueError(
             f"get_model({name!r}): {clash} are fixed by this original model "
             f"({', '.join(f'{k}={fixed[k]!r}' for k in clash)}); pick the original name "
             "with the values you want instead.")
+    if schema is not None:
+        if cls is DINRepoModel:
+            raise ValueError(f"get_model({name!r}, schema=...): the DIN repo's models read the "
+                             "originals' item/category inputs only; for your own features use "
+                             "a dien_repo/* or baseline/* model.")
+        return cls(schema=schema, **fixed, **kwargs)
     if cls is DINRepoModel:
         return cls(n_items, n_categories, **fixed, **kwargs)
     return cls(n_users, n_items, n_categories, **fixed, **kwargs)

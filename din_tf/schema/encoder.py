@@ -65,6 +65,10 @@ class FeatureEncoder(keras.layers.Layer):
                                  seq.step_keys + seq.negative_step_keys):
                 self._sequence_of_key[key] = (seq, name)
 
+    def build(self, input_shape=None):
+        # The lookup tables are made in __init__; nothing depends on shapes.
+        self.built = True
+
     def raw_keys(self):
         """Every raw input key: features, then per sequence its steps, length and
         negatives."""

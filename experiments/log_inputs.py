@@ -1,0 +1,197 @@
+"""Your own log as an experiment's data: a log spec and a feature schema →
+prepared LogSamples → fitted schema and encoder → tf.data batches of raw
+values looked up in the pipeline.
+
+`data.log_spec` and `data.schema` (each a JSON file path or an inline object)
+switch the runner to this path; `data.data_dir` resolves the spec's relative
+paths, so a shipped example runs on the user's copy of the data.
+"""
+
+import dataclasses
+import functools
+import hashlib
+import json
+import os
+import shutil
+import tempfile
+
+import numpy as np
+from absl import logging
+
+from din_tf.data import log_protocol, logs
+from din_tf.data.log_pipeline import fit_schema, make_log_dataset, table_frequencies
+from din_tf.data.log_samples import LogSamples, NegativePool
+from din_tf.schema import FeatureEncoder, FeatureSchema
+from experiments import atomic_files
+
+PREPARED_STAMP = "prepared.json"
+
+
+@dataclasses.dataclass
+class LogData:
+    """A prepared own log: raw train/test samples and what the fit made of
+    them (`schema` resolved, `encoder` with its vocabularies)."""
+
+    train: LogSamples
+    test: LogSamples
+    schema: FeatureSchema
+    encoder: FeatureEncoder
+
+    @functools.cached_property
+    def test_groups(self):
+        """One group per impression: the test rows sharing a user and their
+        first behaviour sequence's window (a click and its sampled negative)."""
+        test = self.test
+        users = [test.columns[f.name] for f in test.schema.group("user")]
+        parts = [np.asarray(u).astype(str) if np.asarray(u).dtype.kind in "SUO"
+                 else np.asarray(u) for u in users]
+        if test.schema.sequences:
+            window = test.sequences[test.schema.sequences[0].name]
+            parts += [window.start, window.length]
+        if not parts:
+            return np.arange(len(test))
+        keys = {}
+        groups = np.empty(len(test), np.int64)
+        for row in range(len(test)):
+            key = tuple(p[row].tobytes() if hasattr(p[row], "tobytes") else p[row]
+                        for p in parts)
+            groups[row] = keys.setdefault(key, len(keys))
+        return groups
+
+    def frequencies(self):
+        """{embedding layer name: counts} for mini-batch-aware L2: each table's
+        own row frequencies (a DeepFM's `{table}_linear` tables share them)."""
+        counts = table_frequencies(self.train, self.encoder)
+        counts.update({name.replace("_embedding", "_linear"): value
+                       for name, value in counts.items()})
+        return counts
+
+
+def uses_log(data_cfg):
+    return bool(data_cfg.log_spec) or bool(data_cfg.schema)
+
+
+def read_json_or_object(key, value):
+    """`value` as given (an object) or read from the JSON file it names."""
+    if isinstance(value, dict):
+        return value
+    if not isinstance(value, str) or not value:
+        raise ValueError(f"Invalid {key}={value!r}; expected a JSON file path or an object.")
+    if not os.path.isfile(value):
+        raise ValueError(f"{key}={value!r} does not exist; expected a JSON file.")
+    with open(value, encoding="utf-8") as f:
+        try:
+            return json.load(f)
+        except json.JSONDecodeError as error:
+            raise ValueError(f"{key}={value!r} is not valid JSON: {error}") from None
+
+
+def declared(data_cfg):
+    """(LogSpec, declared FeatureSchema) from the config, errors naming the key."""
+    if not data_cfg.log_spec or not data_cfg.schema:
+        missing = "data.schema" if data_cfg.log_spec else "data.log_spec"
+        raise ValueError(f"{missing} is not set; training on your own log needs both "
+                         "data.log_spec (the log's columns) and data.schema (the features).")
+    try:
+        schema = FeatureSchema.from_config(read_json_or_object("data.schema", data_cfg.schema))
+    except ValueError as error:
+        raise ValueError(f"data.schema: {error}") from None
+    spec_values = read_json_or_object("data.log_spec", data_cfg.log_spec)
+    base = (data_cfg.data_dir or (os.path.dirname(os.path.abspath(data_cfg.log_spec))
+                                  if isinstance(data_cfg.log_spec, str) else os.getcwd()))
+    try:
+        spec = logs.LogSpec.from_config(spec_values, base_dir=base)
+    except ValueError as error:
+        raise ValueError(f"data.log_spec: {error}") from None
+    return spec, schema
+
+
+def load(data_cfg, cache_dir):
+    """Prepares the log once into `cache_dir` (reused while the log, the spec,
+    the schema, the protocol and the seed are unchanged), then fits the schema
+    on the training split."""
+    if data_cfg.processed_dir:
+        _, train, test = log_protocol.load_prepared_log(data_cfg.processed_dir)
+    else:
+        spec, schema = declared(data_cfg)
+        directory = _prepared(spec, schema, data_cfg, cache_dir)
+        _, train, test = log_protocol.load_prepared_log(directory)
+    _add_negative_pools(train, test)
+    resolved, vocabularies = fit_schema(train)
+    encoder = FeatureEncoder(resolved, vocabularies, name="feature_encoder")
+    return LogData(train, test, resolved, encoder)
+
+
+def _add_negative_pools(train, test):
+    """Sequences declaring negatives but prepared without a pool (the DIN
+    protocol samples none) draw them from the training steps: every distinct
+    item with its side features, weighted by how often it was clicked."""
+    for seq in train.schema.sequences:
+        if not seq.negatives or seq.name in train.negatives:
+            continue
+        steps = train.sequences[seq.name].steps
+        _, first, counts = np.unique(steps[seq.item_feature], return_index=True,
+                                     return_counts=True)
+        pool = NegativePool(items={n: steps[n][first] for n in seq.features},
+                            draws=np.repeat(np.arange(first.size, dtype=np.int64), counts))
+        train.negatives[seq.name] = test.negatives[seq.name] = pool
+
+
+def _prepared(spec, schema, data_cfg, cache_dir):
+    stamp = {"protocol": data_cfg.protocol, "seed": data_cfg.prepare_seed,
+             "schema": schema.get_config(), "log_spec": spec.fingerprint()}
+    key = hashlib.sha1(json.dumps(stamp, sort_keys=True).encode()).hexdigest()[:12]
+    name = f"log_{data_cfg.protocol}_{key}"
+    directory = os.path.join(cache_dir, name)
+    staging_prefix = f"{atomic_files.PARTIAL_PREFIX}{name}-"
+    atomic_files.remove_partials(cache_dir, staging_prefix)
+    if _is_prepared(directory, stamp):
+        return directory
+    if os.path.exists(directory):
+        shutil.rmtree(directory)
+    logging.info("Preparing the %s protocol from %s into %s", data_cfg.protocol, spec.path,
+                 directory)
+    os.makedirs(cache_dir, exist_ok=True)
+    staging = tempfile.mkdtemp(prefix=staging_prefix, dir=cache_dir)
+    try:
+        output = os.path.join(staging, "files")
+        log_protocol.prepare_log(spec, schema, data_cfg.protocol, output,
+                                 seed=0 if data_cfg.prepare_seed is None
+                                 else data_cfg.prepare_seed)
+        for file_name in os.listdir(output):
+            os.replace(os.path.join(output, file_name), os.path.join(staging, file_name))
+        os.rmdir(output)
+        atomic_files.write_json(os.path.join(staging, PREPARED_STAMP), stamp)
+        os.chmod(staging, 0o755)
+        os.rename(staging, directory)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+    atomic_files.fsync_directory(cache_dir)
+    return directory
+
+
+def _is_prepared(directory, stamp):
+    try:
+        with open(os.path.join(directory, PREPARED_STAMP), encoding="utf-8") as f:
+            return json.load(f) == stamp
+    except (OSError, ValueError):
+        return False
+
+
+def test_set(data, data_cfg, with_negatives, seed):
+    """(test dataset, test order): file order, the same negatives every pass."""
+    dataset = make_log_dataset(data.test, data.encoder, data_cfg.eval_batch_size,
+                               with_negatives=with_negatives, seed=seed + 1, pass_index=0)
+    return dataset, np.arange(len(data.test))
+
+
+def training_epoch(data, data_cfg, with_negatives, seed, epoch, steps_per_epoch):
+    """Epoch `epoch`'s batches, a pure function of the data, config, seed and
+    epoch (see `experiments.inputs.training_epoch`)."""
+    common = dict(with_negatives=with_negatives, shuffle=data_cfg.shuffle, seed=seed)
+    if steps_per_epoch is None:
+        return make_log_dataset(data.train, data.encoder, data_cfg.train_batch_size,
+                                pass_index=epoch, **common)
+    return make_log_dataset(data.train, data.encoder, data_cfg.train_batch_size,
+                            pass_index=0, repeat=True,
+                            skip_batches=epoch * steps_per_epoch, **common)
