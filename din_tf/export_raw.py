@@ -100,6 +100,9 @@ def check_raw_request(encoder_or_schema, request):
     them).
     """
     schema = _schema_of(encoder_or_schema)
+    if isinstance(request, dict) and "inputs" in request and "instances" not in request:
+        raise ValueError("Invalid request: the columnar format ('inputs') is not checked; "
+                         "give the row format ('instances'), as raw_serving_request builds.")
     if isinstance(request, dict) and "instances" in request:
         rows = as_row_dicts(request["instances"], "instances")
         _checked_rows(schema, rows, "instances")
@@ -312,12 +315,12 @@ def _decoded(value, at, key):
 
 def _check_body(schema, rows):
     """A REST body: no unknown keys, and one shape per input across instances."""
-    known = set(raw_serving_input_signature(schema))
+    known = list(raw_serving_input_signature(schema))
     for index, row in enumerate(rows):
-        unknown = sorted(set(row) - known)
+        unknown = sorted(set(row) - set(known))
         if unknown:
             raise ValueError(f"Invalid instances[{index}]: unknown feature(s) {unknown}; the "
-                             f"signature takes {sorted(known)}.")
+                             f"signature takes {known}.")
     for key in known:
         shapes = [_shape(row[key]) for row in rows]
         for index, shape in enumerate(shapes):

@@ -36,6 +36,8 @@ from din_tf.export import (
     raw_serving_request,
     row_independent_inference,
     serving_feature_names,
+    serving_input_signature,
+    serving_request,
 )
 from din_tf.layers import Dice
 from din_tf.schema import (CategoricalFeature, FeatureEncoder, FeatureSchema, NumericFeature,
@@ -297,12 +299,26 @@ def test_deepfm_and_lr_serve_raw_ids(tmp_path, key):
         np.testing.assert_allclose(_scores(xla, body), served, atol=1e-5)
 
 
-def test_integer_signature_is_read_from_the_schema():
+def test_integer_signature_is_read_from_the_schema(tmp_path):
+    """Without an encoder a schema-built model serves rows under its schema's
+    names; that export, fed the encoder's rows, equals the raw export."""
     encoder = _encoder()
-    model = _build("din", encoder.schema)
-    assert serving_feature_names(model) == (
-        "user", "item", "genres", "hour", "history_item", "history_genres", "history_length")
-    assert list(raw_serving_input_signature(encoder)) == list(serving_feature_names(model))
+    model = _build("lr", encoder.schema)
+    specs = serving_input_signature(model)
+    assert {k: [s.dtype.name, s.shape.as_list()] for k, s in specs.items()} == {
+        "user": ["int32", [None]], "item": ["int32", [None]], "genres": ["int32", [None, None]],
+        "hour": ["float32", [None]], "history_item": ["int32", [None, None]],
+        "history_genres": ["int32", [None, None, None]], "history_length": ["int32", [None]]}
+    assert serving_feature_names(model) == tuple(specs) == tuple(
+        raw_serving_input_signature(encoder))
+    body = raw_serving_request(encoder, _rows(seed=3))
+    rows = encoder(_tensors(body, raw_serving_input_signature(encoder)))
+    integer = _serve(str(export_saved_model(model, tmp_path / "rows" / "1")))
+    raw = _serve(str(export_saved_model(model, tmp_path / "raw" / "1", encoder=encoder)))
+    np.testing.assert_allclose(integer(**rows)["probability"].numpy(), _scores(raw, body),
+                               atol=ATOL)
+    row_body = serving_request(model, {k: v.numpy() for k, v in rows.items()})
+    np.testing.assert_allclose(_scores(integer, row_body), _scores(raw, body), atol=ATOL)
 
 
 def test_raw_serving_request_pads_with_the_padding_values():
