@@ -1,17 +1,29 @@
 """SavedModel export for TF-Serving: explicit named inputs, click probability out.
 
 `export_saved_model(model, export_dir)` writes a SavedModel whose
-`serving_default` signature takes the named features of `din_tf.features`
-(below) and returns `{"probability": float32 [B]}`. The auxiliary-loss branch is
-not in the graph (`model(features, training=False)` runs
-`forward(..., with_aux=False)`).
+`serving_default` signature takes the model's inputs as its feature schema
+(`model.schema`) names them, as embedding rows, and returns
+`{"probability": float32 [B]}`. The auxiliary-loss branch is not in the graph
+(`model(features, training=False)` runs `forward(..., with_aux=False)`).
+
+Integer-id signature (`serving_input_signature`): every schema feature, then
+per behaviour sequence its step keys and its length key.
 
 | input | dtype | shape |
 | --- | --- | --- |
-| `user_id` | int32 | [None] (every DIEN-repo model; `DINRepoModel` has no user input) |
-| `item_id`, `category_id` | int32 | [None] |
-| `history_item_ids`, `history_category_ids` | int32 | [None, None] (0-padded) |
-| `history_length` | int32 | [None] |
+| categorical feature | int32 | [None] (multi-valued: [None, None], 0-padded) |
+| numeric feature | float32 | [None] |
+| sequence step key | int32 | [None, None] (multi-valued: [None, None, None]), 0-padded |
+| sequence length key | int32 | [None] |
+
+For the original models' schema (`din_tf.schema.original`) that is `user_id`
+(absent for `DINRepoModel`, whose schema has no user), `item_id`,
+`category_id`, `history_item_ids`, `history_category_ids`, `history_length`.
+
+`export_saved_model(model, export_dir, encoder=encoder)` serves raw ids
+instead: the signature takes the raw values of the schema's features
+(strings, int64 ids, floats) and the `FeatureEncoder`'s lookups run in the
+graph (see `din_tf.export_raw`, whose helpers are re-exported here).
 
 A served row never depends on the other rows of its request nor on how far
 its history is padded (`row_independent_inference`): every
@@ -25,9 +37,9 @@ and `padded_history="as_coded"` keep the as-coded behaviour, with a warning.
 Implementation: a `tf.Module` that tracks the tf.Variables the serving
 function captured (not the model object, so optimizer slots, metric state and
 the auxiliary-loss weights stay out of the artifact; not the Keras variables,
-whose MetaGraph restore misses the handles the signature reads) and one
-`tf.function` with an explicit `input_signature` (XLA-compiled with
-`jit_compile=True`), written with `tf.saved_model.save`. We do not use
+whose MetaGraph restore misses the handles the signature reads), the
+encoder's lookup tables when there is one, and one `tf.function` with an
+explicit `input_signature`, written with `tf.saved_model.save`. We do not use
 `keras.export.ExportArchive`: it adds nothing here and its signature naming
 follows the function's positional arguments, whereas we want the feature names
 as signature keys.
@@ -42,33 +54,49 @@ import warnings
 import numpy as np
 import tensorflow as tf
 
-from din_tf import features as F
+from din_tf._serving_rows import (
+    OUTPUT_NAME,
+    SIGNATURE_NAME,
+    as_row_dicts,
+    build_instances,
+    sequence_widths,
+)
+from din_tf.export_raw import (
+    check_encoder_matches,
+    check_raw_request,
+    raw_serving_input_signature,
+    raw_serving_module,
+    raw_serving_request,
+)
 from din_tf.layers import Dice
 from din_tf.layers._checks import check_choice
 
 DICE_STATISTICS = ("moving", "batch")
 PADDED_HISTORY = ("ignored", "as_coded")
-SIGNATURE_NAME = "serving_default"
-OUTPUT_NAME = "probability"
-_ITEM_KEYS = (F.ITEM_ID, F.CATEGORY_ID, F.HISTORY_ITEM_IDS, F.HISTORY_CATEGORY_IDS,
-              F.HISTORY_LENGTH)
 
 
 def serving_feature_names(model):
-    """The signature's input names for `model`, in `din_tf.features` order."""
-    _check_model(model)
-    from din_tf.models.din_repo import DINRepoModel
-    # The DIN repo's models never read a user id (see DINRepoModel).
-    uses_user = not isinstance(model, DINRepoModel)
-    return ((F.USER_ID,) if uses_user else ()) + _ITEM_KEYS
+    """The integer-id signature's input names for `model`: its schema's
+    features, then per sequence its step keys and length key."""
+    return tuple(serving_input_signature(model))
 
 
 def serving_input_signature(model):
-    """{name: tf.TensorSpec} of the `serving_default` inputs."""
+    """{name: tf.TensorSpec} of the integer-id `serving_default` inputs, read
+    from `model.schema` (see the module docstring)."""
+    schema = _model_schema(model)
     specs = {}
-    for name in serving_feature_names(model):
-        feature = F.FEATURES_BY_NAME[name]
-        specs[name] = tf.TensorSpec([None] * feature.rank, feature.dtype, name=name)
+    for f in schema.features:
+        if f.kind == "numeric":
+            specs[f.name] = tf.TensorSpec([None], tf.float32, name=f.name)
+        else:
+            specs[f.name] = tf.TensorSpec([None] * (2 if f.multi_valued else 1), tf.int32,
+                                          name=f.name)
+    for seq in schema.sequences:
+        for name, key in zip(seq.features, seq.step_keys):
+            rank = 3 if schema.feature(name).multi_valued else 2
+            specs[key] = tf.TensorSpec([None] * rank, tf.int32, name=key)
+        specs[seq.length] = tf.TensorSpec([None], tf.int32, name=seq.length)
     return specs
 
 
@@ -123,7 +151,7 @@ def row_independent_inference(model):
         yield model
 
 
-def export_saved_model(model, export_dir, *, dice_statistics="moving",
+def export_saved_model(model, export_dir, *, encoder=None, dice_statistics="moving",
                        padded_history="ignored", overwrite=False, jit_compile=False):
     """Writes `model` as a SavedModel for TF-Serving; returns `export_dir`.
 
@@ -131,6 +159,12 @@ def export_saved_model(model, export_dir, *, dice_statistics="moving",
         model: a built `din_tf.models.CTRModel`.
         export_dir: local directory to create. TF-Serving loads numbered
             versions, so pass e.g. `models/dien/1` (see docs/serving.md).
+        encoder: None (default): the signature takes embedding rows
+            (`serving_input_signature`). A `din_tf.schema.FeatureEncoder` of
+            the model's schema: the signature takes raw values
+            (`raw_serving_input_signature`), the encoder's lookups run in
+            the graph and its vocabularies are saved with the model; ids
+            never seen in training read an OOV row.
         dice_statistics: "moving" (default): every Dice uses its moving
             averages, so a row's probability does not depend on the rest of the
             request. "batch": keep each Dice as configured (the DIEN repo's
@@ -149,12 +183,15 @@ def export_saved_model(model, export_dir, *, dice_statistics="moving",
             within 1e-5. But every new input shape (batch size, history
             width) compiles once (1-4 s for DIEN on CPU), and TF-Serving runs
             XLA on CPU only with `--xla_cpu_compilation_enabled`
-            (experimental); see docs/serving.md.
+            (experimental); see docs/serving.md. With an encoder only the
+            model is compiled, not the lookups.
 
     The SavedModel is written to a temporary sibling directory and renamed into
     place, so `export_dir` never holds a partial export.
     """
-    _check_model(model)
+    _model_schema(model)
+    if encoder is not None:
+        check_encoder_matches(model, encoder)
     check_choice("dice_statistics", dice_statistics, DICE_STATISTICS)
     check_choice("padded_history", padded_history, PADDED_HISTORY)
     if not isinstance(jit_compile, bool):
@@ -193,7 +230,8 @@ def export_saved_model(model, export_dir, *, dice_statistics="moving",
                 behaviour.enter_context(dice_inference_statistics(model, "moving"))
             if padded_history == "ignored":
                 behaviour.enter_context(padded_history_ignored(model))
-            module = _serving_module(model, jit_compile)
+            module = (_serving_module(model, jit_compile) if encoder is None
+                      else raw_serving_module(model, encoder, jit_compile))
             tf.saved_model.save(module, staging,
                                 signatures={SIGNATURE_NAME: module.serve.get_concrete_function()})
         _move_into_place(staging, export_dir)
@@ -205,57 +243,81 @@ def export_saved_model(model, export_dir, *, dice_statistics="moving",
 
 def serving_request(model, rows, *, pad_to=None, signature_name=SIGNATURE_NAME):
     """The TF-Serving REST body (row format) that predicts `rows` with `model`'s
-    exported signature: `{"signature_name": ..., "instances": [{name: value}]}`.
+    exported integer-id signature: `{"signature_name": ..., "instances": [{name: value}]}`.
 
     `rows`: a list of per-row dicts, or one dict of batched arrays (e.g. a
     `din_tf.features` batch; keys the signature does not take are dropped).
-    TF-Serving stacks the instances, so histories are cut to each row's
-    `history_length` and right-padded with 0 to `pad_to` steps (default: the
-    longest history). The default export ignores padded steps, so the padded
-    width does not change a score (see `export_saved_model(padded_history=)`).
-    Returns a JSON-serializable dict (`json.dumps` it for the request).
+    TF-Serving stacks the instances, so each sequence's steps are cut to the
+    row's length and right-padded with 0 to `pad_to` steps (default: the
+    longest in the request), and multi-valued features are padded with 0 to
+    the request's most values. The default export ignores padded steps, so
+    the padded width does not change a score (see
+    `export_saved_model(padded_history=)`). Returns a JSON-serializable dict
+    (`json.dumps` it for the request). For the raw signature see
+    `raw_serving_request`.
     """
+    schema = _model_schema(model)
     names = serving_feature_names(model)
-    rows = _as_row_dicts(rows)
+    rows = as_row_dicts(rows)
     for index, row in enumerate(rows):
         missing = [name for name in names if name not in row]
         if missing:
             raise ValueError(f"Invalid rows[{index}]: missing feature(s) {missing}; expected "
                              f"the keys {list(names)}, received {sorted(row)}.")
-    lengths = [int(np.asarray(row[F.HISTORY_LENGTH]).reshape(())) for row in rows]
-    for index, (row, length) in enumerate(zip(rows, lengths)):
-        steps = np.asarray(row[F.HISTORY_ITEM_IDS]).reshape(-1).size
-        if not 0 <= length <= steps:
-            raise ValueError(f"Invalid rows[{index}]: history_length={length}; expected "
-                             f"0 <= history_length <= {steps} (the history's length).")
-    width = max(lengths, default=0)
-    if pad_to is not None:
-        if not isinstance(pad_to, int) or isinstance(pad_to, bool) or pad_to < width:
-            raise ValueError(f"Invalid pad_to={pad_to!r}; expected an int >= the longest "
-                             f"history_length ({width}), or None.")
-        width = pad_to
-    instances = []
-    for row, length in zip(rows, lengths):
-        instance = {}
-        for name in names:
-            value = np.asarray(row[name]).astype(np.int64)
-            if F.FEATURES_BY_NAME[name].rank == 2:
-                padded = np.zeros(width, np.int64)
-                padded[:length] = value.reshape(-1)[:length]
-                instance[name] = padded.tolist()
-            else:
-                instance[name] = int(value.reshape(()))
-        instances.append(instance)
+    plain_rows = [_integer_row(schema, row) for row in rows]
+    lengths = {}
+    for seq in schema.sequences:
+        lengths[seq.name] = []
+        for index, row in enumerate(plain_rows):
+            length = row[seq.length]
+            steps = len(row[seq.step_keys[0]])
+            if not 0 <= length <= steps:
+                raise ValueError(f"Invalid rows[{index}]: {seq.length}={length}; expected "
+                                 f"0 <= {seq.length} <= {steps} (the history's length).")
+            lengths[seq.name].append(length)
+    widths = sequence_widths(schema, lengths, pad_to, min_width=lambda seq: int(any(
+        schema.feature(name).multi_valued for name in seq.features)))
+    instances = build_instances(schema, plain_rows, lengths, widths, lambda f: 0)
     return {"signature_name": signature_name, "instances": instances}
 
 
 # -- helpers ------------------------------------------------------------------
 
-def _check_model(model):
+def _model_schema(model):
+    """`model.schema`, after checking `model` is a CTRModel that has one."""
     from din_tf.models.ctr_model import CTRModel
     if not isinstance(model, CTRModel):
         raise ValueError(f"Invalid model={type(model).__name__}: expected a "
                          "din_tf.models.CTRModel (e.g. din_tf.models.DIEN).")
+    schema = getattr(model, "schema", None)
+    if schema is None:
+        raise ValueError(f"Invalid model={type(model).__name__}: it has no feature schema "
+                         "(model.schema), which the export reads its inputs from.")
+    return schema
+
+
+def _integer_row(schema, row):
+    """A row of embedding rows as plain ints (scalars accepted as [1]-arrays,
+    as before): single values, lists of values, lists of steps."""
+    out = {}
+    for f in schema.features:
+        value = np.asarray(row[f.name])
+        if f.kind == "numeric":
+            out[f.name] = float(value.reshape(()))
+        elif f.multi_valued:
+            out[f.name] = value.astype(np.int64).reshape(-1).tolist()
+        else:
+            out[f.name] = int(value.astype(np.int64).reshape(()))
+    for seq in schema.sequences:
+        for name, key in zip(seq.features, seq.step_keys):
+            value = np.asarray(row[key]).astype(np.int64)
+            if schema.feature(name).multi_valued:
+                out[key] = [] if value.size == 0 else value.reshape(
+                    -1, value.shape[-1]).tolist()
+            else:
+                out[key] = value.reshape(-1).tolist()
+        out[seq.length] = int(np.asarray(row[seq.length]).reshape(()))
+    return out
 
 
 def _dice_layers(model):
@@ -302,17 +364,7 @@ def _move_into_place(staging, export_dir):
     shutil.rmtree(retired, ignore_errors=True)
 
 
-def _as_row_dicts(rows):
-    if isinstance(rows, dict):
-        sizes = {np.asarray(v).shape[0] for v in rows.values() if np.ndim(v) > 0}
-        if len(sizes) != 1:
-            raise ValueError("Invalid rows: a dict of batched arrays needs one batch size, "
-                             f"received sizes {sorted(sizes)}.")
-        count = sizes.pop()
-        return [{k: np.asarray(v)[i] for k, v in rows.items()} for i in range(count)]
-    rows = list(rows)
-    for index, row in enumerate(rows):
-        if not isinstance(row, dict):
-            raise ValueError(f"Invalid rows[{index}]: expected a dict of features, received "
-                             f"{type(row).__name__}.")
-    return rows
+__all__ = ["check_raw_request", "dice_inference_statistics", "export_saved_model",
+           "padded_history_ignored", "raw_serving_input_signature", "raw_serving_request",
+           "row_independent_inference", "serving_feature_names", "serving_input_signature",
+           "serving_request"]

@@ -77,6 +77,13 @@ class FeatureEncoder(keras.layers.Layer):
             keys += list(seq.step_keys) + [seq.length] + list(seq.negative_step_keys)
         return keys
 
+    def lookup_tables(self):
+        """The `tf.lookup` tables of the fitted vocabularies, one per
+        "vocabulary" table: a SavedModel that runs this encoder must track
+        them so that it saves (and restores) the vocabularies."""
+        return [layer.lookup_table for layer in self._lookups.values()
+                if getattr(layer, "lookup_table", None) is not None]
+
     def encode_ids(self, feature, raw):
         """Raw values of `feature` (any shape) → int32 rows."""
         table = feature.table_name
