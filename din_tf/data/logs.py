@@ -19,6 +19,7 @@ installed, else with the `csv` module; Parquet needs pyarrow
 (ids "7" and "007" differ).
 """
 
+import array
 import csv
 import dataclasses
 import json
@@ -63,6 +64,9 @@ class TableSpec:
       header: whether the first line names the columns (csv/tsv).
       names: the column names when `header` is false (all columns, in order).
       encoding: the text encoding (csv/tsv).
+      quoting: whether '"' quotes fields; default true for csv, false for tsv
+        (tab- and other-delimited exports rarely quote, and a stray '"' in a
+        title must not swallow the rest of the file).
       multi_valued: {column: separator} for columns holding several values.
       flags: {new column: [flag columns]}: a multi-valued column whose values
         are the names of the 0/1 flag columns set to 1.
@@ -74,6 +78,7 @@ class TableSpec:
     header: bool = True
     names: Optional[Tuple[str, ...]] = None
     encoding: str = "utf-8"
+    quoting: Optional[bool] = None
     multi_valued: Dict[str, str] = dataclasses.field(default_factory=dict)
     flags: Dict[str, Tuple[str, ...]] = dataclasses.field(default_factory=dict)
 
@@ -92,6 +97,8 @@ class TableSpec:
               f"{where}: delimiter must be one character, received {self.delimiter!r}.")
         _need(isinstance(self.header, bool), f"{where}: header must be true or false, "
               f"received {self.header!r}.")
+        _need(self.quoting is None or isinstance(self.quoting, bool), f"{where}: quoting must "
+              f"be true, false or null, received {self.quoting!r}.")
         if self.names is not None:
             _need(_is_str_list(self.names), f"{where}: names must be a list of column names, "
                   f"received {self.names!r}.")
@@ -119,6 +126,10 @@ class TableSpec:
 
     def _where(self):
         return "log spec"
+
+    @property
+    def quotes(self):
+        return self.format == "csv" if self.quoting is None else self.quoting
 
     @property
     def separator(self):
@@ -383,8 +394,8 @@ def _file_columns(table: TableSpec):
     if os.path.getsize(path) == 0:
         raise DataFormatError(path, None, f"empty file ({table._where()}): no header and no "
                                           "rows")
-    if not table.header:
-        return list(table.names)
+    if table.names is not None:
+        return list(table.names)  # with a header, the names given replace it
     with open(path, encoding=table.encoding, newline="") as f:
         try:
             first = f.readline()
@@ -398,9 +409,7 @@ def _file_columns(table: TableSpec):
 
 
 def _quoting(table):
-    # Tab- and other-delimited exports rarely quote; a stray '"' in a title
-    # must not swallow the rest of the file.
-    return csv.QUOTE_MINIMAL if table.format == "csv" else csv.QUOTE_NONE
+    return csv.QUOTE_MINIMAL if table.quotes else csv.QUOTE_NONE
 
 
 def _read_table(table: TableSpec, wanted, engine, numeric=()):
@@ -414,8 +423,6 @@ def _read_table(table: TableSpec, wanted, engine, numeric=()):
     if lacking:
         raise DataFormatError(path, None, f"no column(s) {lacking} ({table._where()}); the "
                                           f"file's columns are {names}")
-    if table.names is not None and table.header and table.format != "parquet":
-        names = list(table.names)
     if table.format == "parquet":
         pa = _pyarrow(path)
     else:
@@ -428,8 +435,7 @@ def _read_table(table: TableSpec, wanted, engine, numeric=()):
     if pa is not None:
         columns, rows, numbers = _read_with_pyarrow(pa, table, names, wanted, numeric)
     else:
-        columns, rows = _read_with_csv(table, names, wanted, first_line)
-        numbers = {}
+        columns, rows, numbers = _read_with_csv(table, names, wanted, first_line, numeric)
     return _Raw(path, columns, rows, first_line, numbers)
 
 
@@ -444,7 +450,7 @@ def _read_with_pyarrow(pa, table, names, wanted, numeric=()):
                                       column_names=names,
                                       skip_rows=1 if table.header else 0)
             parse = pa.csv.ParseOptions(delimiter=table.separator,
-                                        quote_char='"' if table.format == "csv" else False)
+                                        quote_char='"' if table.quotes else False)
             convert = pa.csv.ConvertOptions(include_columns=wanted,
                                             column_types={c: pa.string() for c in wanted},
                                             strings_can_be_null=False)
@@ -483,11 +489,17 @@ def _as_number(pa, column):
     return None
 
 
-def _read_with_csv(table, names, wanted, first_line):
+def _read_with_csv(table, names, wanted, first_line, numeric=()):
+    """The csv-module reader: codes grow in C int arrays; `numeric` columns
+    are kept as text and parsed by numpy at the end."""
     path = table.path
-    index = [names.index(c) for c in wanted]
-    dicts = [{} for _ in wanted]
-    codes = [[] for _ in wanted]
+    coded = [c for c in wanted if c not in numeric]
+    texts = [c for c in wanted if c in numeric]
+    coded_index = [names.index(c) for c in coded]
+    text_index = [names.index(c) for c in texts]
+    dicts = [{} for _ in coded]
+    codes = [array.array("i") for _ in coded]
+    kept = [[] for _ in texts]
     width = len(names)
     with open(path, encoding=table.encoding, newline="") as f:
         reader = csv.reader(f, delimiter=table.separator, quoting=_quoting(table))
@@ -500,13 +512,14 @@ def _read_with_csv(table, names, wanted, first_line):
                 if len(fields) != width:
                     raise DataFormatError(path, number, f"expected {width} fields "
                                           f"({names}), got {len(fields)}: {describe(fields)}")
-                for k, i in enumerate(index):
-                    d = dicts[k]
+                for d, out, i in zip(dicts, codes, coded_index):
                     value = fields[i]
                     code = d.get(value)
                     if code is None:
                         code = d[value] = len(d)
-                    codes[k].append(code)
+                    out.append(code)
+                for out, i in zip(kept, text_index):
+                    out.append(fields[i])
                 if number % 1_000_000 == 0:
                     logging.info("%s: read %d lines", path, number)
         except UnicodeDecodeError as e:
@@ -514,10 +527,29 @@ def _read_with_csv(table, names, wanted, first_line):
                                               f"({e})") from None
         except csv.Error as e:
             raise DataFormatError(path, reader.line_num, f"cannot be parsed ({e})") from None
-    rows = len(codes[0]) if codes else 0
-    columns = {c: (np.asarray(codes[k], np.int32), list(dicts[k])) for k, c in
-               enumerate(wanted)}
-    return columns, rows
+    columns = {c: (np.frombuffer(codes[k], np.int32), list(dicts[k]))
+               for k, c in enumerate(coded)}
+    numbers = {}
+    for c, values in zip(texts, kept):
+        parsed = _texts_as_number(values)
+        if parsed is not None:
+            numbers[c] = parsed
+        else:  # coded, so that the bad value can be named
+            d = {}
+            columns[c] = (np.fromiter((d.setdefault(v, len(d)) for v in values), np.int32,
+                                      len(values)), list(d))
+    rows = len(codes[0]) if codes else len(kept[0]) if kept else 0
+    return columns, rows, numbers
+
+
+def _texts_as_number(values):
+    """int64 (else float64) values of a list of texts, or None."""
+    for kind in (np.int64, np.float64):
+        try:
+            return np.asarray(values, dtype=np.str_).astype(kind)
+        except (ValueError, OverflowError):
+            continue
+    return None
 
 
 # -- typing values ---------------------------------------------------------------

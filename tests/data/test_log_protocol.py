@@ -245,3 +245,32 @@ def test_cli_missing_column_is_one_line_and_exit_code_2(spec, tmp_path):
     assert len(errors) == 1 and "'when'" in errors[0] and "'hour'" in errors[0]
     assert "Traceback" not in result.stderr
     assert not os.path.exists(tmp_path / "out")
+
+
+EXAMPLE = os.path.join(REPO, "experiments", "examples", "movielens100k")
+
+
+def test_movielens_example_files_parse():
+    spec = LogSpec.load(os.path.join(EXAMPLE, "log_spec.json"), data_dir="/data/ml-100k")
+    assert spec.path == "/data/ml-100k/u.data"
+    assert spec.item_features.path == "/data/ml-100k/u.item"
+    assert len(spec.item_features.flags["genres"]) == 19
+    for name in ("schema.json", "schema_ids_only.json"):
+        schema = FeatureSchema.load(os.path.join(EXAMPLE, name))
+        assert schema.sequences[0].item_feature == "item_id"
+
+
+@pytest.mark.shared_data
+def test_movielens_example_on_the_real_files():
+    from tests.data.conftest import SHARED_DATA
+    data = os.path.join(SHARED_DATA, "movielens-100k")
+    spec = LogSpec.load(os.path.join(EXAMPLE, "log_spec.json"), data_dir=data)
+    schema = FeatureSchema.load(os.path.join(EXAMPLE, "schema.json"))
+    log = read_log(spec, schema)
+    assert (len(log), log.user_count, log.item_count) == (100_000, 943, 1682)
+    train, test = log_protocol.build_din(log, schema)
+    assert (len(train), len(test)) == (196_228, 1886)
+    toy_story = np.flatnonzero(log.item.values == b"1")[0]
+    assert log.features["genres"].values[log.features["genres"].codes[
+        np.flatnonzero(log.item.codes == toy_story)[0]]].tolist() == [
+        b"Animation", b"Children's", b"Comedy", b"", b"", b""]

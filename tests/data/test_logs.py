@@ -287,3 +287,17 @@ def test_side_table_is_a_dataclass():
     table = SideTable(path="x.csv", id="id", role="item_features")
     assert table.to_dict() == {"path": "x.csv", "format": "csv", "id": "id"}
     assert os.path.basename(table.resolve("/d").path) == "x.csv"
+
+
+@pytest.mark.parametrize("engine", ENGINES)
+def test_quoting_default_per_format(tmp_path, engine):
+    log_path = write(tmp_path / "log.csv", LOG)
+    write(tmp_path / "items.csv", 'item_id,title\ni1,"Heat, the film"\ni2,Up\n')
+    write(tmp_path / "items.tsv", 'item_id\ttitle\ni1\t"Heat\ni2\tUp"\n')
+    s = schema({"name": "title", "group": "candidate"})
+    quoted = read_log(spec(log_path, item_features={"path": str(tmp_path / "items.csv"),
+                                                    "id": "item_id"}), s, engine=engine)
+    assert quoted.features["title"].take().tolist() == [b"Heat, the film", b"Up", b"Up"]
+    raw = read_log(spec(log_path, item_features={"path": str(tmp_path / "items.tsv"),
+                                                 "id": "item_id"}), s, engine=engine)
+    assert raw.features["title"].take().tolist() == [b'"Heat', b'Up"', b'Up"']
