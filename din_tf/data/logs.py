@@ -70,6 +70,10 @@ class TableSpec:
       multi_valued: {column: separator} for columns holding several values.
       flags: {new column: [flag columns]}: a multi-valued column whose values
         are the names of the 0/1 flag columns set to 1.
+      buckets: {column: [increasing edges]}: a numeric column read as the
+        index of its bucket, 0 below the first edge, i for
+        edges[i-1] <= value < edges[i] (e.g. ages [18, 25, 35, 45, 50, 56] give
+        0..6), for a categorical feature.
     """
 
     path: str
@@ -81,6 +85,7 @@ class TableSpec:
     quoting: Optional[bool] = None
     multi_valued: Dict[str, str] = dataclasses.field(default_factory=dict)
     flags: Dict[str, Tuple[str, ...]] = dataclasses.field(default_factory=dict)
+    buckets: Dict[str, Tuple[float, ...]] = dataclasses.field(default_factory=dict)
 
     def __post_init__(self):
         where = self._where()
@@ -123,6 +128,16 @@ class TableSpec:
         object.__setattr__(self, "flags", {k: tuple(v) for k, v in self.flags.items()})
         both = sorted(set(self.flags) & set(self.multi_valued))
         _need(not both, f"{where}: column(s) {both} are in both multi_valued and flags.")
+        _need(isinstance(self.buckets, dict) and all(
+            isinstance(k, str) and isinstance(v, (list, tuple)) and v
+            and all(isinstance(x, (int, float)) and not isinstance(x, bool) for x in v)
+            and all(a < b for a, b in zip(v, v[1:])) for k, v in self.buckets.items()),
+            f"{where}: buckets must map column names to a non-empty list of increasing "
+            f"numbers, received {self.buckets!r}.")
+        object.__setattr__(self, "buckets", {k: tuple(v) for k, v in self.buckets.items()})
+        both = sorted(set(self.buckets) & (set(self.flags) | set(self.multi_valued)))
+        _need(not both, f"{where}: column(s) {both} cannot be both bucketed and "
+              "multi-valued.")
 
     def _where(self):
         return "log spec"
@@ -752,7 +767,27 @@ def _coded_column(raw: _Raw, table, column, feature):
         raw.columns[column] = (codes, texts)
         return Coded(codes, _typed(raw, column, texts, feature, "\x1f"))
     codes, texts = raw.columns[column]
+    if column in table.buckets:
+        if feature.kind != "categorical":
+            raise LogSpecError(f"feature {feature.name!r}: column {column!r} is bucketed in "
+                               "the log spec, so the feature must be categorical.")
+        codes, texts = _bucketed(raw, column, table.buckets[column])
     return Coded(codes, _typed(raw, column, texts, feature, table.multi_valued.get(column)))
+
+
+def _bucketed(raw: _Raw, column, edges):
+    """(codes, texts) of the bucket indices of a numeric column's values."""
+    codes, texts = raw.columns[column]
+    numbers = np.empty(len(texts))
+    for code, text in enumerate(texts):
+        try:
+            numbers[code] = float(text)
+        except ValueError:
+            raise DataFormatError(raw.path, raw.line_of(column, code),
+                                  f"column {column!r} (bucketed): expected a number, got "
+                                  f"{describe(text)}") from None
+    index = np.searchsorted(np.asarray(edges, float), numbers, side="right")
+    return index[codes].astype(np.int32), [str(i) for i in range(len(edges) + 1)]
 
 
 def _join(ids: Coded, id_texts, raw: _Raw, table: SideTable, features, schema):

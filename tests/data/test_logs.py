@@ -51,10 +51,11 @@ def test_spec_round_trips_through_json_with_side_tables():
                           "names": ["id", "a", "b"], "id": "id", "flags": {"g": ["a", "b"]},
                           "encoding": "latin-1"},
         "user_features": {"path": "users.csv", "id": "u", "multi_valued": {"tags": ";"},
-                          "missing": "default"}})
+                          "missing": "default", "buckets": {"age": [18, 25.5]}}})
     assert s.format == "tsv" and s.separator == "\t"
     assert s.item_features.format == "csv" and s.item_features.separator == "|"
     assert s.item_features.flags == {"g": ("a", "b")}
+    assert s.user_features.buckets == {"age": (18, 25.5)}
     again = LogSpec.from_json(s.to_json())
     assert again == s
     assert json.loads(again.to_json()) == json.loads(s.to_json())
@@ -301,3 +302,19 @@ def test_quoting_default_per_format(tmp_path, engine):
     raw = read_log(spec(log_path, item_features={"path": str(tmp_path / "items.tsv"),
                                                  "id": "item_id"}), s, engine=engine)
     assert raw.features["title"].take().tolist() == [b'"Heat', b'Up"', b'Up"']
+
+
+@pytest.mark.parametrize("engine", ENGINES)
+def test_buckets_turn_a_number_into_its_bucket_index(tmp_path, engine):
+    log_path = write(tmp_path / "log.csv", LOG)
+    users = write(tmp_path / "users.csv", "uid,age\nu1,17\nu2,25\n")
+    s = schema({"name": "age", "group": "user", "dtype": "int64", "lookup": "integer",
+                "size": 4})
+    table = {"path": users, "id": "uid", "buckets": {"age": [18, 25, 35]}}
+    log = read_log(spec(log_path, user_features=table), s, engine=engine)
+    assert log.features["age"].take().tolist() == [0, 2, 0]
+    write(tmp_path / "users.csv", "uid,age\nu1,17\nu2,old\n")
+    with pytest.raises(DataFormatError, match=r"line 3: column 'age' \(bucketed\).*'old'"):
+        read_log(spec(log_path, user_features=table), s, engine=engine)
+    with pytest.raises(LogSpecError, match="buckets"):
+        spec(log_path, user_features=table | {"buckets": {"age": [30, 18]}})
