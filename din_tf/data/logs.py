@@ -595,7 +595,8 @@ def _typed(raw: _Raw, column, texts, feature, split=None):
         raise where(0, "expected numbers")
     multi = getattr(feature, "max_values", None)
     if multi:
-        parts = [(t.split(split) if split else [t]) if t != "" else [] for t in texts]
+        parts = [([v.strip() for v in t.split(split)] if split else [t]) if t != "" else []
+                 for t in texts]
         longest = max((len(p) for p in parts), default=0)
         if longest > multi:
             logging.warning("%s: column %r has up to %d values per row; feature %r keeps the "

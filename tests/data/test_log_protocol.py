@@ -274,3 +274,12 @@ def test_movielens_example_on_the_real_files():
     assert log.features["genres"].values[log.features["genres"].codes[
         np.flatnonzero(log.item.codes == toy_story)[0]]].tolist() == [
         b"Animation", b"Children's", b"Comedy", b"", b"", b""]
+
+
+def test_log_spec_is_exclusive_with_the_other_inputs(tmp_path):
+    from din_tf.data import prepare
+    with pytest.raises(ValueError, match=r"--log_spec takes the place.*--movielens_dir"):
+        prepare.run_log("din", tmp_path / "o", "spec.json", "schema.json",
+                        movielens_dir="ml-100k", reviews=None)
+    with pytest.raises(ValueError, match="--log_spec and --schema must be given together"):
+        prepare.run_log("din", tmp_path / "o", "spec.json", None)

@@ -318,3 +318,13 @@ def test_buckets_turn_a_number_into_its_bucket_index(tmp_path, engine):
         read_log(spec(log_path, user_features=table), s, engine=engine)
     with pytest.raises(LogSpecError, match="buckets"):
         spec(log_path, user_features=table | {"buckets": {"age": [30, 18]}})
+
+
+def test_int64_multi_values_are_stripped_and_empty_fields_have_none(tmp_path):
+    path = write(tmp_path / "log.csv", "u,i,t,tags\na,x,1,3 ; 4\na,y,2,\nb,x,3,5\n")
+    s = FeatureSchema.from_config({"features": [
+        {"name": "item", "group": "candidate", "column": "i"},
+        {"name": "tags", "group": "context", "dtype": "int64", "max_values": 2}]})
+    log = read_log(LogSpec(path=path, user="u", item="i", timestamp="t",
+                           multi_valued={"tags": ";"}), s)
+    assert log.features["tags"].take().tolist() == [[3, 4], [-1, -1], [5, -1]]
