@@ -8,7 +8,8 @@ tables give user features (joined by user id) and item features (joined by
 item id). Multi-valued columns hold several values in one field
 ("Action|Comedy") or are spread over 0/1 flag columns (MovieLens' genres).
 
-Every column is kept dictionary-coded: per-row int32 codes into the column's
+Every column but the timestamp (mostly distinct, so parsed straight to
+numbers) is kept dictionary-coded: per-row int32 codes into the column's
 distinct values. A 10-million-row log then costs a few int32 arrays, values
 are parsed and checked once per distinct value, and side features are joined
 by composing codes. `Coded.take(rows)` gives raw values for chosen rows.
@@ -16,7 +17,8 @@ by composing codes. `Coded.take(rows)` gives raw values for chosen rows.
 CSV/TSV are read with `pyarrow.csv` (multi-threaded) when pyarrow is
 installed, else with the `csv` module; Parquet needs pyarrow
 (`pip install din_tf[parquet]`). Values are matched and joined by their text
-(ids "7" and "007" differ).
+(ids "7" and "007" differ). Errors name the file, the column, the value and
+its line (counting a header, not blank lines).
 """
 
 import array
@@ -487,9 +489,12 @@ def _read_with_pyarrow(pa, table, names, wanted, numeric=()):
         column = column.combine_chunks() if column.num_chunks != 1 else column.chunk(0)
         column = pc.fill_null(column, "")
         encoded = column.dictionary_encode()
-        codes = encoded.indices.to_numpy(zero_copy_only=False).astype(np.int32, copy=False)
+        codes = encoded.indices.to_numpy(zero_copy_only=False).astype(np.int32)  # owned
         columns[c] = (codes, encoded.dictionary.to_pylist())
-    return columns, data.num_rows, numbers
+    rows = data.num_rows
+    data = column = encoded = None
+    pa.default_memory_pool().release_unused()  # arrow keeps freed blocks otherwise
+    return columns, rows, numbers
 
 
 def _as_number(pa, column):
