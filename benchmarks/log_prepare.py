@@ -71,7 +71,8 @@ def child(protocol, workdir):
                       "read_seconds": summary["read_seconds"],
                       "rows_per_second": round(summary["rows"] / seconds),
                       "peak_rss_mib": round(peak),
-                      "rss_after_import_mib": round(baseline), "output_mib": round(out_bytes / 2**20)}))
+                      "rss_after_import_mib": round(baseline),
+                      "output_mib": round(out_bytes / 2**20)}))
 
 
 def main(argv):

@@ -117,7 +117,7 @@ def _negative_rows(log: Log, positive_rows, rng):
     return drawn
 
 
-def _pool(log: Log, schema: FeatureSchema, seq):
+def _pool(log: Log, seq):
     """Each distinct item (its first row's candidate features) and one draw per
     log row."""
     n = len(log)
@@ -150,7 +150,7 @@ def _samples(log, schema, hist, base_rows, candidate_rows, label, hist_length):
             start=new_start[users], length=np.asarray(hist_length, np.int32),
             steps={f: log.features[f].take(step_rows) for f in seq.features})
         if seq.negatives:
-            negatives[seq.name] = _pool(log, schema, seq)
+            negatives[seq.name] = _pool(log, seq)
     return LogSamples(schema=schema, columns=columns, label=label, sequences=sequences,
                       negatives=negatives)
 

@@ -40,6 +40,11 @@ _EXTENSIONS = {".csv": "csv", ".tsv": "tsv", ".tab": "tsv", ".parquet": "parquet
                ".pq": "parquet", ".data": "tsv"}
 
 
+class MissingDependencyError(ImportError):
+    """An optional package a file needs is not installed (the message says
+    which extra to install)."""
+
+
 class LogSpecError(ValueError):
     """A log spec that cannot be used; the message names the field at fault."""
 
@@ -395,8 +400,8 @@ def _pyarrow(required_for=None):
         return pyarrow
     except ImportError:
         if required_for:
-            raise ImportError(f"{required_for}: reading Parquet needs pyarrow; install "
-                              "din_tf[parquet] (pip install pyarrow).") from None
+            raise MissingDependencyError(f"{required_for}: reading Parquet needs pyarrow; "
+                                         "install din_tf[parquet] (pip install pyarrow).") from None
         return None
 
 
@@ -445,8 +450,9 @@ def _read_table(table: TableSpec, wanted, engine, numeric=()):
     else:
         pa = None if engine == "python" else _pyarrow()
     if engine == "pyarrow" and pa is None:
-        raise ImportError(f"{path}: engine 'pyarrow' requested but pyarrow is not installed; "
-                          "install din_tf[parquet] (pip install pyarrow).")
+        raise MissingDependencyError(f"{path}: engine 'pyarrow' requested but pyarrow is not "
+                                     "installed; install din_tf[parquet] (pip install "
+                                     "pyarrow).")
     logging.info("reading %s (columns %s)", path, wanted)
     first_line = 2 if (table.header and table.format != "parquet") else 1
     if pa is not None:
@@ -880,4 +886,5 @@ def read_log(spec: LogSpec, schema: FeatureSchema, engine="auto") -> Log:
                label=label, features={f.name: features[f.name] for f in schema.features})
 
 
-__all__ = ["Coded", "Log", "LogSpec", "LogSpecError", "SideTable", "TableSpec", "read_log"]
+__all__ = ["Coded", "Log", "LogSpec", "LogSpecError", "MissingDependencyError", "SideTable",
+           "TableSpec", "read_log"]

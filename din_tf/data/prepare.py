@@ -24,7 +24,7 @@ from absl import app, flags, logging
 from din_tf import _command_line
 from din_tf.data import amazon, din_protocol, dien_protocol, five_core, movielens
 from din_tf.data.log_prepare import prepare_log
-from din_tf.data.logs import LogSpec
+from din_tf.data.logs import LogSpec, MissingDependencyError
 from din_tf.schema.features import FeatureSchema
 
 FLAGS = flags.FLAGS
@@ -135,7 +135,9 @@ def _define_flags():
 
 # Bad input (flags, unreadable or malformed files) is one line and exit code 2;
 # DataFormatError is a ValueError naming file and line, OSError names the path.
-main_reporting_errors = _command_line.report_errors(main, (ValueError, OSError))
+# A missing optional package (pyarrow for Parquet logs) names the extra to install.
+main_reporting_errors = _command_line.report_errors(
+    main, (ValueError, OSError, MissingDependencyError))
 
 
 if __name__ == "__main__":

@@ -9,7 +9,8 @@ import numpy as np
 import pytest
 
 from din_tf.data._io import DataFormatError
-from din_tf.data.logs import LogSpec, LogSpecError, SideTable, read_log
+from din_tf.data.logs import (LogSpec, LogSpecError, MissingDependencyError, SideTable,
+                              read_log)
 from din_tf.schema.features import FeatureSchema
 
 try:
@@ -145,7 +146,7 @@ def test_reads_parquet(tmp_path):
 def test_parquet_without_pyarrow_says_what_to_install(tmp_path, monkeypatch):
     path = write(tmp_path / "log.parquet", "not really parquet")
     monkeypatch.setitem(sys.modules, "pyarrow", None)
-    with pytest.raises(ImportError, match=r"install din_tf\[parquet\]"):
+    with pytest.raises(MissingDependencyError, match=r"install din_tf\[parquet\]"):
         read_log(spec(path), schema())
 
 
