@@ -283,3 +283,14 @@ def test_log_spec_is_exclusive_with_the_other_inputs(tmp_path):
                         movielens_dir="ml-100k", reviews=None)
     with pytest.raises(ValueError, match="--log_spec and --schema must be given together"):
         prepare.run_log("din", tmp_path / "o", "spec.json", None)
+
+
+def test_user_time_order_matches_lexsort_for_int_and_float_times():
+    from din_tf.data.logs import Coded, Log
+    rng = np.random.default_rng(0)
+    user = rng.integers(0, 50, 5000).astype(np.int32)
+    for time in (rng.integers(-5, 5, 5000), rng.integers(0, 2**61, 5000),
+                 rng.random(5000).round(2)):
+        log = Log(source="x", user=Coded(user, np.arange(50)), item=Coded(user, np.arange(50)),
+                  timestamp=time, label=None, features={})
+        assert (log_protocol._user_time_order(log) == np.lexsort((time, user))).all()
