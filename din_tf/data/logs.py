@@ -409,7 +409,9 @@ def _file_columns(table: TableSpec):
     """The column names of a table's file."""
     path = table.path
     if not os.path.exists(path):
-        raise FileNotFoundError(f"{path}: no such file ({table._where()})")
+        raise FileNotFoundError(f"{path}: no such file ({table._where()}; relative paths in a "
+                                "spec file resolve against the data directory given, by "
+                                "default the spec file's folder)")
     if table.format == "parquet":
         pa = _pyarrow(path)
         return list(pa.parquet.ParquetFile(path).schema_arrow.names)

@@ -73,10 +73,11 @@ def run(protocol, output_dir, seed=None, missing_category="error", din_pickle=Fa
 
 def run_log(protocol, output_dir, log_spec, schema, data_dir=None, seed=None, **inputs):
     """Prepares one's own log (`--log_spec` + `--schema`); `inputs` are the
-    other input flags, which must be unset."""
+    other inputs' flags, which must be unset (None)."""
     given = sorted(f"--{name}" for name, value in inputs.items() if value is not None)
     if given:
-        raise ValueError(f"prepare: --log_spec takes the place of the other inputs; drop "
+        raise ValueError(f"prepare: --log_spec takes the place of the other inputs and their "
+                         f"options; drop "
                          f"{', '.join(given)} (or drop --log_spec to prepare those files)")
     if log_spec is None or schema is None:
         raise ValueError("prepare: --log_spec and --schema must be given together (the log "
@@ -93,7 +94,11 @@ def main(argv):
                           FLAGS.data_dir, FLAGS.seed, reviews=FLAGS.reviews, meta=FLAGS.meta,
                           five_core=FLAGS.five_core,
                           five_core_attributes=FLAGS.five_core_attributes,
-                          movielens_dir=FLAGS.movielens_dir)
+                          movielens_dir=FLAGS.movielens_dir, min_rating=FLAGS.min_rating,
+                          skip_malformed=FLAGS.skip_malformed or None,
+                          din_pickle=FLAGS.din_pickle or None,
+                          missing_category=None if FLAGS.missing_category == "error"
+                          else FLAGS.missing_category)
         print(f"{FLAGS.protocol} protocol -> {FLAGS.output_dir}: {summary}")
         return
     if FLAGS.data_dir is not None:
