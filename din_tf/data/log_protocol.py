@@ -110,7 +110,7 @@ def _row_dtype(log):
     return np.int32 if len(log) < 2**31 - 1 else np.int64
 
 
-def _check_tie(log: Log, schema: FeatureSchema):
+def _check_log(log: Log, schema: FeatureSchema):
     for f in schema.features:
         if f.name not in log.features:
             raise ValueError(f"log protocol: the log has no column for feature {f.name!r}; read "
@@ -132,6 +132,12 @@ def _negative_rows(log: Log, positive_rows, rng):
     return drawn
 
 
+def _pools(log: Log, schema: FeatureSchema):
+    """{sequence name: NegativePool} of the sequences with negatives, shared by
+    both splits."""
+    return {seq.name: _pool(log, seq) for seq in schema.sequences if seq.negatives}
+
+
 def _pool(log: Log, seq):
     """Each distinct item (its first row's candidate features) and one draw per
     log row."""
@@ -142,7 +148,7 @@ def _pool(log: Log, seq):
                         draws=log.item.codes.astype(np.int64))
 
 
-def _samples(log, schema, hist, base_rows, candidate_rows, label, hist_length):
+def _samples(log, schema, hist, pools, base_rows, candidate_rows, label, hist_length):
     """LogSamples of rows whose user and context features come from log rows
     `base_rows`, candidate features from `candidate_rows`, history = the first
     `hist_length` clicks of the base row's user."""
@@ -159,15 +165,13 @@ def _samples(log, schema, hist, base_rows, candidate_rows, label, hist_length):
     for f in schema.features:
         rows = candidate_rows if f.group == "candidate" else base_rows
         columns[f.name] = log.features[f.name].take(rows)
-    sequences, negatives = {}, {}
+    sequences = {}
     for seq in schema.sequences:
         sequences[seq.name] = SequenceColumns(
             start=new_start[users], length=np.asarray(hist_length, np.int32),
             steps={f: log.features[f].take(step_rows) for f in seq.features})
-        if seq.negatives:
-            negatives[seq.name] = _pool(log, seq)
     return LogSamples(schema=schema, columns=columns, label=label, sequences=sequences,
-                      negatives=negatives)
+                      negatives=dict(pools))
 
 
 def _with_negatives(log, hist, positions, rng, negative_first=False):
@@ -198,7 +202,7 @@ def _user_groups(log, parts, user_rank):
 
 def build_din(log: Log, schema: FeatureSchema, seed=DIN_SEED):
     """The DIN protocol: `(train, test)` LogSamples (see the module docstring)."""
-    _check_tie(log, schema)
+    _check_log(log, schema)
     rng = np.random.default_rng([seed, 1])
     hist = _histories(log)
     eligible = hist.clicks[hist.user] >= 2
@@ -217,12 +221,14 @@ def build_din(log: Log, schema: FeatureSchema, seed=DIN_SEED):
     train = _grouped(train, rng.permutation(len(train[0])))
     test = _user_groups(log, test, rng.permutation(log.user_count))
     logging.info("DIN protocol: %d training rows, %d test rows", len(train[0]), len(test[0]))
-    return _samples(log, schema, hist, *train), _samples(log, schema, hist, *test)
+    pools = _pools(log, schema)
+    return (_samples(log, schema, hist, pools, *train),
+            _samples(log, schema, hist, pools, *test))
 
 
 def build_dien(log: Log, schema: FeatureSchema, seed=DIEN_SEED):
     """The DIEN protocol: `(train, test)` LogSamples (see the module docstring)."""
-    _check_tie(log, schema)
+    _check_log(log, schema)
     hist = _histories(log)
     users = np.flatnonzero(hist.clicks >= 2)
     if not users.size:
@@ -251,7 +257,9 @@ def build_dien(log: Log, schema: FeatureSchema, seed=DIEN_SEED):
     if not len(train[0]):
         raise ValueError(f"{log.source}: no user landed in the DIEN training split")
     logging.info("DIEN protocol: %d training rows, %d test rows", len(train[0]), len(test[0]))
-    return _samples(log, schema, hist, *train), _samples(log, schema, hist, *test)
+    pools = _pools(log, schema)
+    return (_samples(log, schema, hist, pools, *train),
+            _samples(log, schema, hist, pools, *test))
 
 
 PROTOCOLS = {"din": build_din, "dien": build_dien}
