@@ -97,10 +97,10 @@ def main(argv):
             results["protocols"][protocol] = result
             print(json.dumps(result), flush=True)
     text = json.dumps(results, indent=1)
-    print(text)
     if FLAGS.output:
         with open(FLAGS.output, "w", encoding="utf-8") as f:
             f.write(text + "\n")
+    print(text)
 
 
 if __name__ == "__main__":
