@@ -688,7 +688,7 @@ def _labels(raw: _Raw, column):
     values = np.zeros(len(texts), np.int8)
     for code, text in enumerate(texts):
         try:
-            number = float(text)
+            number = float({"true": 1, "false": 0}.get(text.strip().lower(), text))
         except ValueError:
             number = None
         if number not in (0.0, 1.0):

@@ -329,3 +329,19 @@ def test_int64_multi_values_are_stripped_and_empty_fields_have_none(tmp_path):
     log = read_log(LogSpec(path=path, user="u", item="i", timestamp="t",
                            multi_valued={"tags": ";"}), s)
     assert log.features["tags"].take().tolist() == [[3, 4], [-1, -1], [5, -1]]
+
+
+def test_parquet_timestamps_and_boolean_labels(tmp_path):
+    pa = pytest.importorskip("pyarrow")
+    import datetime
+    import pyarrow.parquet as pq
+    path = str(tmp_path / "log.parquet")
+    times = [datetime.datetime(2020, 1, 1, 0, 0, s) for s in (3, 1, 2)]
+    pq.write_table(pa.table({"user_id": ["a", "a", "b"], "item_id": [1, 2, None],
+                             "timestamp": pa.array(times, pa.timestamp("s")),
+                             "clicked": [True, False, True]}), path)
+    log = read_log(spec(path, label="clicked"), schema())
+    assert log.timestamp.dtype == np.int64  # in the stored unit (parquet: ms)
+    assert np.argsort(log.timestamp).tolist() == [1, 2, 0]
+    assert log.label.tolist() == [1, 0, 1]
+    assert log.features["item_id"].take().tolist() == [b"1", b"2", b""]
