@@ -420,7 +420,7 @@ def _file_columns(table: TableSpec):
                                           "rows")
     if table.names is not None:
         return list(table.names)  # with a header, the names given replace it
-    with open(path, encoding=table.encoding, newline="") as f:
+    with open(path, encoding=_text_encoding(table), newline="") as f:
         try:
             first = f.readline()
         except UnicodeDecodeError as e:
@@ -430,6 +430,13 @@ def _file_columns(table: TableSpec):
                                           "columns")
     return next(csv.reader([first.rstrip("\r\n")], delimiter=table.separator,
                            quoting=_quoting(table)))
+
+
+def _text_encoding(table):
+    """The encoding to open a table with: UTF-8 also drops a byte-order mark
+    (spreadsheet exports start with one)."""
+    utf8 = table.encoding.lower().replace("_", "-") in ("utf-8", "utf8")
+    return "utf-8-sig" if utf8 else table.encoding
 
 
 def _quoting(table):
@@ -529,7 +536,7 @@ def _read_with_csv(table, names, wanted, first_line, numeric=()):
     codes = [array.array("i") for _ in coded]
     kept = [[] for _ in texts]
     width = len(names)
-    with open(path, encoding=table.encoding, newline="") as f:
+    with open(path, encoding=_text_encoding(table), newline="") as f:
         reader = csv.reader(f, delimiter=table.separator, quoting=_quoting(table))
         try:
             if table.header:

@@ -345,3 +345,10 @@ def test_parquet_timestamps_and_boolean_labels(tmp_path):
     assert np.argsort(log.timestamp).tolist() == [1, 2, 0]
     assert log.label.tolist() == [1, 0, 1]
     assert log.features["item_id"].take().tolist() == [b"1", b"2", b""]
+
+
+@pytest.mark.parametrize("engine", ENGINES)
+def test_utf8_byte_order_mark_is_not_part_of_the_first_column(tmp_path, engine):
+    path = write(tmp_path / "log.csv", "\ufeff" + LOG)
+    log = read_log(spec(path), schema(), engine=engine)
+    assert log.user.take().tolist() == [b"u1", b"u2", b"u1"]
