@@ -367,6 +367,10 @@ class Log:
     def __len__(self):
         return int(self.timestamp.shape[0])
 
+    def column(self, name):
+        """Feature `name`'s raw value on every log row ([N] or [N, V])."""
+        return self.features[name].take()
+
     @property
     def user_count(self):
         return int(self.user.values.shape[0])

@@ -169,7 +169,7 @@ def test_side_tables_join_by_id_with_multi_values_and_flags(tmp_path, engine):
                           "id": "item_id", "multi_valued": {"genres": ";"},
                           "flags": {"flag_genres": ["g_action", "g_comedy"]}}})
     log = read_log(sp, s, engine=engine)
-    assert log.features["age"].take().tolist() == [25, 30, 25]
+    assert log.column("age").tolist() == [25, 30, 25]
     assert log.features["brand"].take().tolist() == [b"acme", b"zeta", b"zeta"]
     assert log.features["genres"].take().tolist() == [
         [b"Action", b"Comedy", b""], [b"", b"", b""], [b"", b"", b""]]
