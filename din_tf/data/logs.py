@@ -3,7 +3,8 @@ tables are and which columns mean what; `read_log` reads the columns a
 `FeatureSchema` needs into a `Log`.
 
 A log is a table with one row per interaction (user, item, timestamp, and
-optionally a 0/1 label and context columns), in CSV, TSV or Parquet. Side
+optionally a 0/1 label and context columns), in CSV, TSV (either may be
+gzipped) or Parquet. Side
 tables give user features (joined by user id) and item features (joined by
 item id). Multi-valued columns hold several values in one field
 ("Action|Comedy") or are spread over 0/1 flag columns (MovieLens' genres).
@@ -24,6 +25,7 @@ its line (counting a header, not blank lines).
 import array
 import csv
 import dataclasses
+import gzip
 import json
 import os
 from typing import Dict, List, Optional, Tuple
@@ -31,7 +33,7 @@ from typing import Dict, List, Optional, Tuple
 import numpy as np
 from absl import logging
 
-from din_tf.data._io import DataFormatError, describe
+from din_tf.data._io import DataFormatError, describe, is_gzip
 from din_tf.schema.features import FeatureSchema
 
 FORMATS = ("csv", "tsv", "parquet")
@@ -100,7 +102,8 @@ class TableSpec:
               f"string, received {self.path!r}.")
         fmt = self.format
         if fmt is None:
-            fmt = _EXTENSIONS.get(os.path.splitext(self.path)[1].lower(), "csv")
+            stem = self.path[:-3] if self.path.lower().endswith(".gz") else self.path
+            fmt = _EXTENSIONS.get(os.path.splitext(stem)[1].lower(), "csv")
             object.__setattr__(self, "format", fmt)
         _need(fmt in FORMATS, f"{where}: format must be one of {list(FORMATS)}, received "
               f"{fmt!r}.")
@@ -424,7 +427,7 @@ def _file_columns(table: TableSpec):
                                           "rows")
     if table.names is not None:
         return list(table.names)  # with a header, the names given replace it
-    with open(path, encoding=_text_encoding(table), newline="") as f:
+    with _open_text(table) as f:
         try:
             first = f.readline()
         except UnicodeDecodeError as e:
@@ -434,6 +437,13 @@ def _file_columns(table: TableSpec):
                                           "columns")
     return next(csv.reader([first.rstrip("\r\n")], delimiter=table.separator,
                            quoting=_quoting(table)))
+
+
+def _open_text(table):
+    """A csv/tsv table opened as text, gzip decompressed (by content)."""
+    if is_gzip(table.path):
+        return gzip.open(table.path, "rt", encoding=_text_encoding(table), newline="")
+    return open(table.path, encoding=_text_encoding(table), newline="")
 
 
 def _text_encoding(table):
@@ -490,7 +500,8 @@ def _read_with_pyarrow(pa, table, names, wanted, numeric=()):
             convert = pa.csv.ConvertOptions(include_columns=wanted,
                                             column_types={c: pa.string() for c in wanted},
                                             strings_can_be_null=False)
-            data = pa.csv.read_csv(path, read_options=read, parse_options=parse,
+            source = pa.input_stream(path, compression="gzip" if is_gzip(path) else None)
+            data = pa.csv.read_csv(source, read_options=read, parse_options=parse,
                                    convert_options=convert)
     except (pa.ArrowInvalid, pa.ArrowException, UnicodeDecodeError) as e:
         raise DataFormatError(path, None, f"cannot be read as {table.format} "
@@ -540,7 +551,7 @@ def _read_with_csv(table, names, wanted, first_line, numeric=()):
     codes = [array.array("i") for _ in coded]
     kept = [[] for _ in texts]
     width = len(names)
-    with open(path, encoding=_text_encoding(table), newline="") as f:
+    with _open_text(table) as f:
         reader = csv.reader(f, delimiter=table.separator, quoting=_quoting(table))
         try:
             if table.header:

@@ -352,3 +352,15 @@ def test_utf8_byte_order_mark_is_not_part_of_the_first_column(tmp_path, engine):
     path = write(tmp_path / "log.csv", "\ufeff" + LOG)
     log = read_log(spec(path), schema(), engine=engine)
     assert log.user.take().tolist() == [b"u1", b"u2", b"u1"]
+
+
+@pytest.mark.parametrize("engine", ENGINES)
+def test_gzipped_tsv(tmp_path, engine):
+    import gzip
+    path = str(tmp_path / "log.tsv.gz")
+    with gzip.open(path, "wt", encoding="utf-8") as f:
+        f.write(LOG.replace(",", "\t"))
+    log = read_log(spec(path), schema(), engine=engine)
+    assert spec(path).format == "tsv"
+    assert log.user.take().tolist() == [b"u1", b"u2", b"u1"]
+    assert log.timestamp.tolist() == [10, 5, 7]
