@@ -1,5 +1,6 @@
 """Data: Amazon pipelines (DIN and DIEN protocols), readers for the formats users
-hold, the tf.data input, and the bundled synthetic dataset generator."""
+hold, one's own interaction logs (LogSpec, both protocols on a log), the tf.data
+input, and the bundled synthetic dataset generator."""
 
 from din_tf.data._io import DataFormatError
 from din_tf.data.pipeline import (NegativeSampler, dien_iterator_batches, input_fn,
@@ -8,9 +9,12 @@ from din_tf.data.samples import Samples, concatenate
 from din_tf.data.dien_files import load_dien_dir
 from din_tf.data.din_files import load_din_dir
 from din_tf.data.frequency import feature_frequencies
+from din_tf.data.log_prepare import load_prepared_log, prepare_log
+from din_tf.data.logs import LogSpec, read_log
 
 __all__ = [
     "DataFormatError", "NegativeSampler", "Samples", "concatenate", "dien_iterator_batches",
     "feature_frequencies", "input_fn", "load_dien_dir", "load_din_dir", "make_dataset",
     "prepare_data",
+    "LogSpec", "load_prepared_log", "prepare_log", "read_log",
 ]

@@ -8,12 +8,24 @@ Inputs (one of): `--reviews` + `--meta` (Amazon 2014 raw files), `--five_core`
 Output: the DIEN files (`local_*_splitByUser`, `*_voc.pkl`, `reviews-info`,
 `item-info`) or the DIN files (`train_set.csv`, `test_set.csv`, `cate_list.csv`,
 ...), written all-or-nothing.
+
+Your own interaction log instead: `--log_spec=spec.json --schema=schema.json`
+(`din_tf.data.logs.LogSpec`, `din_tf.schema.FeatureSchema`; relative paths in
+the spec resolve against `--data_dir`, by default the spec's folder) writes
+`schema.json`, `log_spec.json`, `train.npz`, `test.npz`, `summary.json`
+(`din_tf.data.log_prepare`).
+
+  python -m din_tf.data.prepare --protocol=dien --log_spec=log_spec.json \
+      --schema=schema.json --data_dir=~/data/ml-100k --output_dir=data/ml100k_dien
 """
 
 from absl import app, flags, logging
 
 from din_tf import _command_line
 from din_tf.data import amazon, din_protocol, dien_protocol, five_core, movielens
+from din_tf.data.log_prepare import prepare_log
+from din_tf.data.logs import LogSpec, MissingDependencyError
+from din_tf.schema.features import FeatureSchema
 
 FLAGS = flags.FLAGS
 
@@ -59,8 +71,38 @@ def run(protocol, output_dir, seed=None, missing_category="error", din_pickle=Fa
     return files.counts
 
 
+def run_log(protocol, output_dir, log_spec, schema, data_dir=None, seed=None, **inputs):
+    """Prepares one's own log (`--log_spec` + `--schema`); `inputs` are the
+    other inputs' flags, which must be unset (None)."""
+    given = sorted(f"--{name}" for name, value in inputs.items() if value is not None)
+    if given:
+        raise ValueError(f"prepare: --log_spec takes the place of the other inputs and their "
+                         f"options; drop "
+                         f"{', '.join(given)} (or drop --log_spec to prepare those files)")
+    if log_spec is None or schema is None:
+        raise ValueError("prepare: --log_spec and --schema must be given together (the log "
+                         "spec says what the log's columns are, the schema which features "
+                         "to build)")
+    spec = LogSpec.load(log_spec, data_dir=data_dir)
+    return prepare_log(spec, FeatureSchema.load(schema), protocol, output_dir, seed)
+
+
 def main(argv):
     del argv
+    if FLAGS.log_spec is not None or FLAGS.schema is not None:
+        summary = run_log(FLAGS.protocol, FLAGS.output_dir, FLAGS.log_spec, FLAGS.schema,
+                          FLAGS.data_dir, FLAGS.seed, reviews=FLAGS.reviews, meta=FLAGS.meta,
+                          five_core=FLAGS.five_core,
+                          five_core_attributes=FLAGS.five_core_attributes,
+                          movielens_dir=FLAGS.movielens_dir, min_rating=FLAGS.min_rating,
+                          skip_malformed=FLAGS.skip_malformed or None,
+                          din_pickle=FLAGS.din_pickle or None,
+                          missing_category=None if FLAGS.missing_category == "error"
+                          else FLAGS.missing_category)
+        print(f"{FLAGS.protocol} protocol -> {FLAGS.output_dir}: {summary}")
+        return
+    if FLAGS.data_dir is not None:
+        raise ValueError("prepare: --data_dir applies to --log_spec only")
     counts = run(FLAGS.protocol, FLAGS.output_dir, FLAGS.seed, FLAGS.missing_category,
                  FLAGS.din_pickle, reviews=FLAGS.reviews, meta=FLAGS.meta,
                  five_core_path=FLAGS.five_core, attributes=FLAGS.five_core_attributes,
@@ -78,6 +120,11 @@ def _define_flags():
     flags.DEFINE_string("five_core", None, "5-core sequence file (one user per line).")
     flags.DEFINE_string("five_core_attributes", None, "Its <name>_item2attributes.json.")
     flags.DEFINE_string("movielens_dir", None, "MovieLens 100K / 1M / 20M folder.")
+    flags.DEFINE_string("log_spec", None, "Your own interaction log: a LogSpec JSON file "
+                                          "(din_tf.data.logs); needs --schema.")
+    flags.DEFINE_string("schema", None, "With --log_spec: the FeatureSchema JSON file.")
+    flags.DEFINE_string("data_dir", None, "With --log_spec: resolve the spec's relative paths "
+                                          "here (default: the spec file's folder).")
     flags.DEFINE_float("min_rating", None, "MovieLens: keep ratings >= this only.")
     flags.DEFINE_string("output_dir", None, "Where to write the protocol's files.")
     flags.DEFINE_integer("seed", None, "Random seed (default: 1234 for DIN as the original, 0 for "
@@ -93,7 +140,9 @@ def _define_flags():
 
 # Bad input (flags, unreadable or malformed files) is one line and exit code 2;
 # DataFormatError is a ValueError naming file and line, OSError names the path.
-main_reporting_errors = _command_line.report_errors(main, (ValueError, OSError))
+# A missing optional package (pyarrow for Parquet logs) names the extra to install.
+main_reporting_errors = _command_line.report_errors(
+    main, (ValueError, OSError, MissingDependencyError))
 
 
 if __name__ == "__main__":
