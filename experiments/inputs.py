@@ -86,7 +86,9 @@ def check_processed_dir(directory, protocol):
         other = "din" if protocol == "dien" else "dien"
         hint = (f" It holds the {other} protocol's files: set data.protocol={other}."
                 if not lacking(other) else "")
-        raise ValueError(f"{key} lacks the {protocol} protocol's file(s) {missing}.{hint}")
+        raise ValueError(f"{key} lacks the {protocol} protocol's file(s) {missing}, and is not "
+                         f"a prepared log either (python -m din_tf.data.prepare --log_spec=... "
+                         f"writes one).{hint}")
 
 
 def _prepared(data_cfg, cache_dir):
@@ -98,6 +100,10 @@ def _prepared(data_cfg, cache_dir):
     it, so the final folder exists only when complete. A folder without that
     file (an older version's, or damaged) and the `.partial-` folders of a run
     killed while preparing are deleted and prepared again."""
+    if not data_cfg.reviews and not data_cfg.meta:
+        raise ValueError("No data: give data.reviews + data.meta (raw Amazon files), "
+                         "data.processed_dir (prepared files or a prepared log), or your own "
+                         "log (data.log_spec + data.schema).")
     for arg in ("reviews", "meta"):
         path = getattr(data_cfg, arg)
         if not path or not os.path.exists(path):

@@ -18,9 +18,9 @@ import tempfile
 import numpy as np
 from absl import logging
 
-from din_tf.data import log_protocol, logs
+from din_tf.data import log_prepare, logs
 from din_tf.data.log_pipeline import fit_schema, make_log_dataset, table_frequencies
-from din_tf.data.log_samples import LogSamples, NegativePool
+from din_tf.data.log_samples import LogSamples
 from din_tf.schema import FeatureEncoder, FeatureSchema
 from experiments import atomic_files
 
@@ -68,7 +68,23 @@ class LogData:
 
 
 def uses_log(data_cfg):
-    return bool(data_cfg.log_spec) or bool(data_cfg.schema)
+    """Own-log data: a log spec or schema is set, or data.processed_dir holds
+    a prepared log (`python -m din_tf.data.prepare --log_spec=...`)."""
+    return bool(data_cfg.log_spec or data_cfg.schema) or _is_prepared_log(
+        data_cfg.processed_dir)
+
+
+def _is_prepared_log(directory):
+    return bool(directory) and all(
+        os.path.isfile(os.path.join(directory, name)) for name in log_prepare.FILES)
+
+
+def declared_schema(data_cfg):
+    """The schema as declared (not yet fitted): the prepared log's, or the
+    config's."""
+    if _is_prepared_log(data_cfg.processed_dir):
+        return FeatureSchema.load(os.path.join(data_cfg.processed_dir, "schema.json"))
+    return declared(data_cfg)[1]
 
 
 def read_json_or_object(key, value):
@@ -100,7 +116,7 @@ def declared(data_cfg):
     base = (data_cfg.data_dir or (os.path.dirname(os.path.abspath(data_cfg.log_spec))
                                   if isinstance(data_cfg.log_spec, str) else os.getcwd()))
     try:
-        spec = logs.LogSpec.from_config(spec_values, base_dir=base)
+        spec = logs.LogSpec.from_dict(spec_values).resolve(base)
     except ValueError as error:
         raise ValueError(f"data.log_spec: {error}") from None
     return spec, schema
@@ -111,35 +127,21 @@ def load(data_cfg, cache_dir):
     the schema, the protocol and the seed are unchanged), then fits the schema
     on the training split."""
     if data_cfg.processed_dir:
-        _, train, test = log_protocol.load_prepared_log(data_cfg.processed_dir)
+        _check_protocol(data_cfg)
+        _, train, test = log_prepare.load_prepared_log(data_cfg.processed_dir)
     else:
         spec, schema = declared(data_cfg)
         directory = _prepared(spec, schema, data_cfg, cache_dir)
-        _, train, test = log_protocol.load_prepared_log(directory)
-    _add_negative_pools(train, test)
+        _, train, test = log_prepare.load_prepared_log(directory)
     resolved, vocabularies = fit_schema(train)
     encoder = FeatureEncoder(resolved, vocabularies, name="feature_encoder")
     return LogData(train, test, resolved, encoder)
 
 
-def _add_negative_pools(train, test):
-    """Sequences declaring negatives but prepared without a pool (the DIN
-    protocol samples none) draw them from the training steps: every distinct
-    item with its side features, weighted by how often it was clicked."""
-    for seq in train.schema.sequences:
-        if not seq.negatives or seq.name in train.negatives:
-            continue
-        steps = train.sequences[seq.name].steps
-        _, first, counts = np.unique(steps[seq.item_feature], return_index=True,
-                                     return_counts=True)
-        pool = NegativePool(items={n: steps[n][first] for n in seq.features},
-                            draws=np.repeat(np.arange(first.size, dtype=np.int64), counts))
-        train.negatives[seq.name] = test.negatives[seq.name] = pool
-
-
 def _prepared(spec, schema, data_cfg, cache_dir):
     stamp = {"protocol": data_cfg.protocol, "seed": data_cfg.prepare_seed,
-             "schema": schema.get_config(), "log_spec": spec.fingerprint()}
+             "schema": schema.get_config(), "log_spec": json.loads(spec.to_json()),
+             "files": [_file_id(path) for path in _paths(spec)]}
     key = hashlib.sha1(json.dumps(stamp, sort_keys=True).encode()).hexdigest()[:12]
     name = f"log_{data_cfg.protocol}_{key}"
     directory = os.path.join(cache_dir, name)
@@ -155,9 +157,8 @@ def _prepared(spec, schema, data_cfg, cache_dir):
     staging = tempfile.mkdtemp(prefix=staging_prefix, dir=cache_dir)
     try:
         output = os.path.join(staging, "files")
-        log_protocol.prepare_log(spec, schema, data_cfg.protocol, output,
-                                 seed=0 if data_cfg.prepare_seed is None
-                                 else data_cfg.prepare_seed)
+        log_prepare.prepare_log(spec, schema, data_cfg.protocol, output,
+                                seed=data_cfg.prepare_seed)
         for file_name in os.listdir(output):
             os.replace(os.path.join(output, file_name), os.path.join(staging, file_name))
         os.rmdir(output)
@@ -168,6 +169,28 @@ def _prepared(spec, schema, data_cfg, cache_dir):
         shutil.rmtree(staging, ignore_errors=True)
     atomic_files.fsync_directory(cache_dir)
     return directory
+
+
+def _check_protocol(data_cfg):
+    with open(os.path.join(data_cfg.processed_dir, "summary.json"), encoding="utf-8") as f:
+        protocol = json.load(f).get("protocol")
+    if protocol != data_cfg.protocol:
+        raise ValueError(f"data.processed_dir={data_cfg.processed_dir!r} holds the {protocol} "
+                         f"protocol's samples but data.protocol={data_cfg.protocol!r}; set "
+                         f"data.protocol={protocol}.")
+
+
+def _paths(spec):
+    tables = [spec, spec.user_features, spec.item_features]
+    return [table.path for table in tables if table is not None]
+
+
+def _file_id(path):
+    if not os.path.exists(path):
+        raise ValueError(f"data.log_spec: {path!r} does not exist (relative paths are read "
+                         "from data.data_dir / --data_dir, else next to the spec file).")
+    st = os.stat(path)
+    return [os.path.abspath(path), st.st_size, int(st.st_mtime)]
 
 
 def _is_prepared(directory, stamp):

@@ -64,10 +64,16 @@ def _registry():
             ("LR", "baseline/LR", "schema.json")):
         experiments[f"movielens100k/{label}"] = (
             lambda n=name, s=schema: _own_log(n, "movielens100k", s))
+    # Your own log: give --processed_dir (a prepared log) or data.log_spec + data.schema.
+    for label, name in (("DIN", "dien_repo/DIN"), ("DIEN", "dien_repo/DIEN"),
+                        ("DNN", "dien_repo/DNN"), ("PNN", "dien_repo/PNN"),
+                        ("Wide", "dien_repo/Wide"), ("DeepFM", "baseline/DeepFM"),
+                        ("LR", "baseline/LR")):
+        experiments[f"own_log/{label}"] = lambda n=name: _own_log(n)
     return experiments
 
 
-def _own_log(name, example, schema_file, protocol="din"):
+def _own_log(name, example=None, schema_file=None, protocol="din"):
     """A model on your own log (here a shipped example's spec and schema): the
     DIN protocol, shuffled batches, lazy Adam with row updates, the history sum
     over real steps only and served scoring, so every reported number is what
@@ -76,8 +82,10 @@ def _own_log(name, example, schema_file, protocol="din"):
     cfg.model.name = name
     cfg.model.options = dict(mask_history_sum=True)
     cfg.data.protocol = protocol
-    cfg.data.log_spec = os.path.join(EXAMPLES_DIR, example, "log_spec.json")
-    cfg.data.schema = os.path.join(EXAMPLES_DIR, example, schema_file)
+    cfg.data.reviews = cfg.data.meta = ""  # not the bundled Amazon data
+    if example is not None:
+        cfg.data.log_spec = os.path.join(EXAMPLES_DIR, example, "log_spec.json")
+        cfg.data.schema = os.path.join(EXAMPLES_DIR, example, schema_file)
     cfg.data.shuffle = True
     cfg.trainer.optimizer, cfg.trainer.learning_rate = "lazy_adam", 1e-3
     cfg.trainer.embedding_update, cfg.trainer.halve_lr_each_epoch = "rows", False

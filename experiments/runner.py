@@ -113,7 +113,7 @@ def _check_model_options(cfg):
     model_cfg = cfg.model
     sizes = dict(n_users=2, n_items=2, n_categories=2)
     if log_inputs.uses_log(cfg.data):
-        _, schema = log_inputs.declared(cfg.data)
+        schema = log_inputs.declared_schema(cfg.data)
         sizes = {"schema": schema.replace_features(**{
             f.name: {"size": f.size or 2} for f in schema.categorical_features})}
     try:
@@ -189,7 +189,8 @@ def _optimizer(name, learning_rate, model):
 
 def _frequency_tables(model, data):
     if isinstance(data, log_inputs.LogData):
-        return data.frequencies()
+        tables = {t.name for t in model.embedding_tables()}
+        return {name: counts for name, counts in data.frequencies().items() if name in tables}
     counts = feature_frequencies(data.train, data.n_users, data.n_items, data.n_categories)
     by_feature = {"user_id": counts["user_id"], "item_id": counts["item_id"],
                   "category_id": counts["category_id"]}

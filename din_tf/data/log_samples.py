@@ -126,6 +126,23 @@ class LogSamples:
             sequences={k: dataclasses.replace(s, start=s.start[rows], length=s.length[rows])
                        for k, s in self.sequences.items()})
 
+    def raw_rows(self, rows=None):
+        """Rows as raw request dicts (e.g. for `din_tf.export.raw_serving_request`
+        or a served model): every feature's value, and per sequence its last
+        `max_length` steps (oldest first) and their count."""
+        out = []
+        for i in range(len(self)) if rows is None else rows:
+            row = {name: _plain(column[i]) for name, column in self.columns.items()}
+            for seq in self.schema.sequences:
+                part = self.sequences[seq.name]
+                end = int(part.start[i]) + int(part.length[i])
+                begin = max(int(part.start[i]), end - seq.max_length)
+                for name, key in zip(seq.features, seq.step_keys):
+                    row[key] = [_plain(v) for v in part.steps[name][begin:end]]
+                row[seq.length] = end - begin
+            out.append(row)
+        return out
+
     # -- files ---------------------------------------------------------------------
     def save(self, path):
         """Writes one uncompressed .npz (arrays) with the schema inside."""
@@ -170,6 +187,16 @@ class LogSamples:
         return cls(schema=schema, columns=columns, label=arrays["label"],
                    sequences={k: SequenceColumns(**v) for k, v in sequences.items()},
                    negatives={k: NegativePool(**v) for k, v in negatives.items()})
+
+
+def _plain(value):
+    """A NumPy value as a Python one (bytes decoded; multi-valued rows as
+    lists without their padding)."""
+    if isinstance(value, np.ndarray):
+        return [v for v in (_plain(x) for x in value) if v not in ("", -1)]
+    if isinstance(value, bytes):
+        return value.decode("utf-8")
+    return value.item() if isinstance(value, np.generic) else value
 
 
 def _check_values(where, feature, values, rows):

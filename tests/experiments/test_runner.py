@@ -41,7 +41,11 @@ def test_config_layers_experiment_file_override_and_flags(tmp_path):
     assert (din_repo.data.train_batch_size, din_repo.trainer.epochs, din_repo.data.shuffle) == \
         (32, 50, True)
     assert registry.get_experiment("paper/AUGRU@dien").model.options["preset"] == "paper"
-    assert len(registry.EXPERIMENTS) == 2 * (15 + 4) + 1
+    assert len([n for n in registry.EXPERIMENTS if "@" in n]) == 2 * (15 + 4)
+    own_log = registry.get_experiment("own_log/DeepFM")
+    assert (own_log.model.name, own_log.data.log_spec) == ("baseline/DeepFM", None)
+    movielens = registry.get_experiment("movielens100k/DIN-ids-only")
+    assert movielens.data.schema.endswith("schema_ids_only.json")
 
 
 def test_bad_config_input_names_the_problem(tmp_path):
