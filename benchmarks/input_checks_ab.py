@@ -80,14 +80,34 @@ def _traced_step(name, reader):
     signature = ({k: tf.TensorSpec([None] * v.ndim, v.dtype) for k, v in features.items()},
                  tf.TensorSpec([None], tf.float32))
     step = tf.function(model.train_step, input_signature=[signature])
-    saved = dien_repo_base.read_inputs, din_repo.read_inputs
-    dien_repo_base.read_inputs = din_repo.read_inputs = reader
+    saved = dien_repo_base.read_schema_inputs, din_repo.read_inputs
+    dien_repo_base.read_schema_inputs = _as_schema_reader(reader)
+    din_repo.read_inputs = reader
     try:
         data = ({k: tf.constant(v) for k, v in features.items()}, tf.constant(labels))
         step(data)  # traces with `reader`
     finally:
-        dien_repo_base.read_inputs, din_repo.read_inputs = saved
+        dien_repo_base.read_schema_inputs, din_repo.read_inputs = saved
     return lambda: step(data)
+
+
+def _as_schema_reader(reader):
+    """`reader` (features → ModelInputs, the originals' keys) in the form the
+    schema-built models call (`read_schema_inputs`), for the originals' schema."""
+    from din_tf.models._inputs import SchemaInputs, SequenceInputs
+
+    def read(model_name, schema, features, need_user=True, need_negatives=False):
+        x = reader(model_name, features, need_user, need_negatives)
+        negatives = (None if x.negative_items is None else
+                     {"item_id": x.negative_items, "category_id": x.negative_categories})
+        history = SequenceInputs({"item_id": x.history_items,
+                                  "category_id": x.history_categories}, x.mask, x.lengths,
+                                 negatives)
+        ids = {"item_id": x.item, "category_id": x.category}
+        if x.user is not None:
+            ids["user_id"] = x.user
+        return SchemaInputs(ids, {}, {"history": history})
+    return read
 
 
 def _reader_alone(reader):

@@ -59,12 +59,8 @@ class LogData:
         return groups
 
     def frequencies(self):
-        """{embedding layer name: counts} for mini-batch-aware L2: each table's
-        own row frequencies (a DeepFM's `{table}_linear` tables share them)."""
-        counts = table_frequencies(self.train, self.encoder)
-        counts.update({name.replace("_embedding", "_linear"): value
-                       for name, value in counts.items()})
-        return counts
+        """{`{table}_embedding`: counts of its rows in the training split}."""
+        return table_frequencies(self.train, self.encoder)
 
 
 def uses_log(data_cfg):

@@ -188,17 +188,19 @@ def _optimizer(name, learning_rate, model):
 
 
 def _frequency_tables(model, data):
+    """{embedding layer name: training counts of its rows} for mini-batch-aware
+    L2; a DeepFM's `{table}_linear` tables count like `{table}_embedding`."""
     if isinstance(data, log_inputs.LogData):
-        tables = {t.name for t in model.embedding_tables()}
-        return {name: counts for name, counts in data.frequencies().items() if name in tables}
-    counts = feature_frequencies(data.train, data.n_users, data.n_items, data.n_categories)
-    by_feature = {"user_id": counts["user_id"], "item_id": counts["item_id"],
-                  "category_id": counts["category_id"]}
-    names = {"uid_embedding": "user_id", "mid_embedding": "item_id",
-             "cat_embedding": "category_id", "item_embedding": "item_id",
-             "category_embedding": "category_id"}
-    return {t.name: by_feature[names[t.name]] for t in model.embedding_tables()
-            if t.name in names}
+        by_table = data.frequencies()
+    else:
+        counts = feature_frequencies(data.train, data.n_users, data.n_items, data.n_categories)
+        # Each feature's counts go to the table its model's schema reads it from.
+        by_table = {f"{f.table_name}_embedding": counts[f.name]
+                    for f in model.schema.categorical_features if f.name in counts}
+    by_table.update({name.replace("_embedding", "_linear"): value
+                     for name, value in by_table.items()})
+    layers = {t.name for t in model.embedding_tables()}
+    return {name: value for name, value in by_table.items() if name in layers}
 
 
 class EpochEvaluation(keras.callbacks.Callback):

@@ -220,3 +220,29 @@ def test_evaluation_is_one_pass_equal_to_keras_evaluate_and_predict(processed_di
     for key, value in scores.items():
         np.testing.assert_allclose(one_pass[key], value, rtol=1e-6, err_msg=key)
     np.testing.assert_allclose(one_pass["auc"], results["auc"], rtol=1e-5)
+
+
+def test_mini_batch_aware_frequencies_follow_each_models_schema(processed_dir):
+    """Each embedding table gets the training counts of the feature its
+    model's schema reads through it (DeepFM's linear tables included)."""
+    from din_tf import models
+    from din_tf.data.frequency import feature_frequencies
+    from experiments import inputs
+    cfg = C.ExperimentConfig()
+    cfg.data.processed_dir = processed_dir
+    data = inputs.load(cfg.data, None)
+    counts = feature_frequencies(data.train, data.n_users, data.n_items, data.n_categories)
+    expected = {"dien_repo/DIN": {"uid_embedding": "user_id", "mid_embedding": "item_id",
+                                  "cat_embedding": "category_id"},
+                "baseline/DeepFM": {"uid_embedding": "user_id", "mid_embedding": "item_id",
+                                    "cat_embedding": "category_id", "uid_linear": "user_id",
+                                    "mid_linear": "item_id", "cat_linear": "category_id"},
+                "din_repo/din": {"item_embedding": "item_id",
+                                 "category_embedding": "category_id"}}
+    for name, tables in expected.items():
+        model = models.get_model(name, n_users=data.n_users, n_items=data.n_items,
+                                 n_categories=data.n_categories)
+        frequencies = runner._frequency_tables(model, data)
+        assert sorted(frequencies) == sorted(tables)
+        for table, feature in tables.items():
+            np.testing.assert_array_equal(frequencies[table], counts[feature])
