@@ -91,6 +91,34 @@ def _din_repo_rows(strategy):
     return model
 
 
+def _schema_data(seed):
+    from tests.models.test_schema_models import side_feature_batch, side_feature_schema
+    features, labels = side_feature_batch(side_feature_schema(width=6),
+                                          n=GLOBAL_BATCH * STEPS, seed=seed)
+    return tf.data.Dataset.from_tensor_slices((features, labels)).batch(GLOBAL_BATCH)
+
+
+def _schema_dien_rows(strategy):
+    """DIEN built from a schema with side features (a multi-valued feature,
+    a context and a numeric feature, two sequences): aux loss with side
+    features, per-table MBA, row updates."""
+    import keras
+
+    from din_tf import models, training
+    from tests.models.test_schema_models import side_feature_schema
+    keras.utils.set_random_seed(13)
+    schema = side_feature_schema(width=6)
+    with strategy.scope():
+        model = models.DIEN(schema=schema, activation="prelu", hidden_units=(16, 8),
+                            hidden_size=6, mask_history_sum=True)
+        model.compile(optimizer=training.LazyAdam(0.01), embedding_update="rows",
+                      regularizer=training.MiniBatchAwareL2(1e-2, {
+                          "item_embedding": _frequencies(schema.feature("item").rows, 4),
+                          "genres_embedding": _frequencies(schema.feature("genres").rows, 5)}))
+        _build_optimizer(model)
+    return model
+
+
 def _build_optimizer(model):
     # Slots created before fit: tf.function then traces the train step once
     # instead of twice (a first trace that creates variables is redone).
@@ -122,7 +150,7 @@ def _runner_evaluation(model):
 def _train(build, strategy, seed):
     model = build(strategy)
     recorder = _StepLosses.make()
-    dataset = _data(seed)
+    dataset = _schema_data(seed) if build is _schema_dien_rows else _data(seed)
     model.fit(dataset, epochs=1, verbose=0, callbacks=[recorder])
     return model, recorder.steps
 
@@ -135,10 +163,12 @@ def trajectories(mode, out):
     strategy = (make_strategy("default") if mode == "one"
                 else make_strategy("mirrored", ["/cpu:0", "/cpu:1"]))
     arrays = {"replicas": np.array(strategy.num_replicas_in_sync)}
-    for name, build, seed in (("dien_dense", _dien, 5), ("din_repo_rows", _din_repo_rows, 6)):
+    for name, build, seed in (("dien_dense", _dien, 5), ("din_repo_rows", _din_repo_rows, 6),
+                              ("schema_dien_rows", _schema_dien_rows, 7)):
         model, steps = _train(build, strategy, seed)
-        for key, value in _runner_evaluation(model).items():
-            arrays[f"{name}/eval/{key}"] = np.array(value)
+        if build is not _schema_dien_rows:
+            for key, value in _runner_evaluation(model).items():
+                arrays[f"{name}/eval/{key}"] = np.array(value)
         for key in steps[0]:
             arrays[f"{name}/loss/{key}"] = np.array([step[key] for step in steps])
         for i, weight in enumerate(model.weights):

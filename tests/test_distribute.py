@@ -80,21 +80,23 @@ def _weights(arrays, name, kind="weight"):
     return [arrays[f"{prefix}{i}"] for i in range(sum(k.startswith(prefix) for k in arrays))]
 
 
-@pytest.mark.parametrize("name", ["dien_dense", "din_repo_rows"])
+@pytest.mark.parametrize("name", ["dien_dense", "din_repo_rows", "schema_dien_rows"])
 def test_mirrored_two_replicas_match_one_device(runs, name):
-    """DIEN (aux loss, dense embedding updates, Adam) and the DIN repo's DIN
-    (rows updates with IndexedSlices, LazyAdam, clipping active at every step),
-    both with MiniBatchAwareL2: 5 steps of global batch 32."""
+    """DIEN (aux loss, dense embedding updates, Adam), the DIN repo's DIN
+    (rows updates with IndexedSlices, LazyAdam, clipping active at every step)
+    and a DIEN built from a schema with side features (rows updates, per-table
+    MBA), all with MiniBatchAwareL2: 5 steps of global batch 32."""
     one, mirrored = runs["one"], runs["mirrored"]
     assert int(one["replicas"]) == 1 and int(mirrored["replicas"]) == 2
-    terms = ("loss", "ctr_loss", "aux_loss", "reg_loss") + (("auc",) if "rows" in name else ())
+    terms = ("loss", "ctr_loss", "aux_loss", "reg_loss") + (("auc",) if name == "din_repo_rows"
+                                                          else ())
     for term in terms:
         expected = one[f"{name}/loss/{term}"]
         assert expected.shape == (5,)
         np.testing.assert_allclose(mirrored[f"{name}/loss/{term}"], expected, rtol=LOSS_RTOL,
                                    atol=1e-7, err_msg=term)
     assert np.all(one[f"{name}/loss/reg_loss"] > 0)  # the penalty is on
-    if name == "dien_dense":
+    if name != "din_repo_rows":
         assert np.all(one[f"{name}/loss/aux_loss"] > 0)
     trained, initial = _weights(one, name), _weights(one, name, "initial")
     distributed = _weights(mirrored, name)
