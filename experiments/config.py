@@ -34,7 +34,7 @@ class DataConfig:
                                     # "dien_iterator" (the DIEN repo's length-sorted chunks)
     prepare_seed: Optional[int] = None  # protocol randomness (None: the protocol's default)
     # Your own log instead of Amazon reviews (experiments/log_inputs.py): a log
-    # spec (din_tf.data.logs.LogSpec) and a feature schema (din_tf.schema), each
+    # spec (din_tf.data.log_spec.LogSpec) and a feature schema (din_tf.schema), each
     # a JSON file path or an inline object; data_dir resolves the spec's
     # relative paths (default: the spec file's directory).
     log_spec: object = None

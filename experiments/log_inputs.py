@@ -18,7 +18,7 @@ import tempfile
 import numpy as np
 from absl import logging
 
-from din_tf.data import log_prepare, logs
+from din_tf.data import log_prepare, log_spec
 from din_tf.data.log_pipeline import fit_schema, make_log_dataset, table_frequencies
 from din_tf.data.log_samples import LogSamples
 from din_tf.schema import FeatureEncoder, FeatureSchema
@@ -112,7 +112,7 @@ def declared(data_cfg):
     base = (data_cfg.data_dir or (os.path.dirname(os.path.abspath(data_cfg.log_spec))
                                   if isinstance(data_cfg.log_spec, str) else os.getcwd()))
     try:
-        spec = logs.LogSpec.from_dict(spec_values).resolve(base)
+        spec = log_spec.LogSpec.from_dict(spec_values).resolve(base)
     except ValueError as error:
         raise ValueError(f"data.log_spec: {error}") from None
     return spec, schema

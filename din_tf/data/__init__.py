@@ -10,7 +10,8 @@ from din_tf.data.dien_files import load_dien_dir
 from din_tf.data.din_files import load_din_dir
 from din_tf.data.frequency import feature_frequencies
 from din_tf.data.log_prepare import load_prepared_log, prepare_log
-from din_tf.data.logs import LogSpec, read_log
+from din_tf.data.log_spec import LogSpec
+from din_tf.data.logs import read_log
 
 __all__ = [
     "DataFormatError", "NegativeSampler", "Samples", "concatenate", "dien_iterator_batches",

@@ -20,7 +20,8 @@ from absl import logging
 from din_tf.data import log_protocol
 from din_tf.data._io import atomic_output_dir
 from din_tf.data.log_samples import LogSamples
-from din_tf.data.logs import LogSpec, read_log
+from din_tf.data.log_spec import LogSpec
+from din_tf.data.logs import read_log
 from din_tf.schema.features import FeatureSchema
 
 FILES = ("schema.json", "log_spec.json", "train.npz", "test.npz", "summary.json")

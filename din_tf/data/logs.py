@@ -1,6 +1,6 @@
-"""Interaction logs of one's own: `LogSpec` says where a log and its side
-tables are and which columns mean what; `read_log` reads the columns a
-`FeatureSchema` needs into a `Log`.
+"""Interaction logs of one's own: `read_log` reads the columns a
+`FeatureSchema` needs from the files a `LogSpec` (`din_tf.data.log_spec`)
+describes into a `Log`.
 
 A log is a table with one row per interaction (user, item, timestamp, and
 optionally a 0/1 label and context columns), in CSV, TSV (either may be
@@ -26,7 +26,6 @@ import array
 import csv
 import dataclasses
 import gzip
-import json
 import os
 from typing import Dict, List, Optional, Tuple
 
@@ -34,298 +33,15 @@ import numpy as np
 from absl import logging
 
 from din_tf.data._io import DataFormatError, describe, is_gzip
+from din_tf.data.log_spec import LogSpec, LogSpecError, SideTable, TableSpec, spec_requires
 from din_tf.schema.features import FeatureSchema
 
-FORMATS = ("csv", "tsv", "parquet")
 ENGINES = ("auto", "pyarrow", "python")
-_EXTENSIONS = {".csv": "csv", ".tsv": "tsv", ".tab": "tsv", ".parquet": "parquet",
-               ".pq": "parquet", ".data": "tsv"}
 
 
 class MissingDependencyError(ImportError):
     """An optional package a file needs is not installed (the message says
     which extra to install)."""
-
-
-class LogSpecError(ValueError):
-    """A log spec that cannot be used; the message names the field at fault."""
-
-
-def _need(condition, message):
-    if not condition:
-        raise LogSpecError(message)
-
-
-def _is_str_list(value):
-    return isinstance(value, (list, tuple)) and all(isinstance(v, str) and v for v in value)
-
-
-@dataclasses.dataclass(frozen=True, kw_only=True)
-class TableSpec:
-    """How to read one table file.
-
-    Args:
-      path: the file; a relative path is resolved against a data directory
-        (`resolve`).
-      format: "csv", "tsv" or "parquet"; default from the file extension
-        (unknown extensions read as csv).
-      delimiter: field separator overriding the format's ("," / tab).
-      header: whether the first line names the columns (csv/tsv).
-      names: the column names when `header` is false (all columns, in order).
-      encoding: the text encoding (csv/tsv).
-      quoting: whether '"' quotes fields; default true for csv, false for tsv
-        (tab- and other-delimited exports rarely quote, and a stray '"' in a
-        title must not swallow the rest of the file).
-      multi_valued: {column: separator} for columns holding several values.
-      flags: {new column: [flag columns]}: a multi-valued column whose values
-        are the names of the 0/1 flag columns set to 1.
-      buckets: {column: [increasing edges]}: a numeric column read as the
-        index of its bucket, 0 below the first edge, i for
-        edges[i-1] <= value < edges[i] (e.g. ages [18, 25, 35, 45, 50, 56] give
-        0..6), for a categorical feature.
-    """
-
-    path: str
-    format: Optional[str] = None
-    delimiter: Optional[str] = None
-    header: bool = True
-    names: Optional[Tuple[str, ...]] = None
-    encoding: str = "utf-8"
-    quoting: Optional[bool] = None
-    multi_valued: Dict[str, str] = dataclasses.field(default_factory=dict)
-    flags: Dict[str, Tuple[str, ...]] = dataclasses.field(default_factory=dict)
-    buckets: Dict[str, Tuple[float, ...]] = dataclasses.field(default_factory=dict)
-
-    def __post_init__(self):
-        where = self._where()
-        _need(isinstance(self.path, str) and self.path, f"{where}: path must be a non-empty "
-              f"string, received {self.path!r}.")
-        fmt = self.format
-        if fmt is None:
-            stem = self.path[:-3] if self.path.lower().endswith(".gz") else self.path
-            fmt = _EXTENSIONS.get(os.path.splitext(stem)[1].lower(), "csv")
-            object.__setattr__(self, "format", fmt)
-        _need(fmt in FORMATS, f"{where}: format must be one of {list(FORMATS)}, received "
-              f"{fmt!r}.")
-        _need(self.delimiter is None or (isinstance(self.delimiter, str)
-                                         and len(self.delimiter) == 1),
-              f"{where}: delimiter must be one character, received {self.delimiter!r}.")
-        _need(isinstance(self.header, bool), f"{where}: header must be true or false, "
-              f"received {self.header!r}.")
-        _need(self.quoting is None or isinstance(self.quoting, bool), f"{where}: quoting must "
-              f"be true, false or null, received {self.quoting!r}.")
-        if self.names is not None:
-            _need(_is_str_list(self.names), f"{where}: names must be a list of column names, "
-                  f"received {self.names!r}.")
-            object.__setattr__(self, "names", tuple(self.names))
-            dup = sorted({n for n in self.names if self.names.count(n) > 1})
-            _need(not dup, f"{where}: names lists {dup} more than once.")
-        _need(fmt == "parquet" or self.header or self.names,
-              f"{where}: header is false, so names must list the file's columns.")
-        try:
-            "".encode(self.encoding)
-        except (LookupError, TypeError):
-            raise LogSpecError(f"{where}: encoding {self.encoding!r} is not a known text "
-                               "encoding.") from None
-        _need(isinstance(self.multi_valued, dict) and all(
-            isinstance(k, str) and isinstance(v, str) and v for k, v in self.multi_valued.items()),
-            f"{where}: multi_valued must map column names to a separator, received "
-            f"{self.multi_valued!r}.")
-        _need(isinstance(self.flags, dict) and all(
-            isinstance(k, str) and _is_str_list(v) for k, v in self.flags.items()),
-            f"{where}: flags must map a new column name to a list of flag column names, "
-            f"received {self.flags!r}.")
-        object.__setattr__(self, "flags", {k: tuple(v) for k, v in self.flags.items()})
-        both = sorted(set(self.flags) & set(self.multi_valued))
-        _need(not both, f"{where}: column(s) {both} are in both multi_valued and flags.")
-        _need(isinstance(self.buckets, dict) and all(
-            isinstance(k, str) and isinstance(v, (list, tuple)) and v
-            and all(isinstance(x, (int, float)) and not isinstance(x, bool) for x in v)
-            and all(a < b for a, b in zip(v, v[1:])) for k, v in self.buckets.items()),
-            f"{where}: buckets must map column names to a non-empty list of increasing "
-            f"numbers, received {self.buckets!r}.")
-        object.__setattr__(self, "buckets", {k: tuple(v) for k, v in self.buckets.items()})
-        both = sorted(set(self.buckets) & (set(self.flags) | set(self.multi_valued)))
-        _need(not both, f"{where}: column(s) {both} cannot be both bucketed and "
-              "multi-valued.")
-
-    def _where(self):
-        return "log spec"
-
-    @property
-    def quotes(self):
-        return self.format == "csv" if self.quoting is None else self.quoting
-
-    @property
-    def separator(self):
-        if self.delimiter is not None:
-            return self.delimiter
-        return "\t" if self.format == "tsv" else ","
-
-    def resolve(self, data_dir):
-        """A copy whose relative `path` is joined to `data_dir`."""
-        if data_dir is None or os.path.isabs(self.path):
-            return self
-        return dataclasses.replace(self, path=os.path.join(os.fspath(data_dir), self.path))
-
-    def to_dict(self):
-        out = {}
-        for field in dataclasses.fields(self):
-            value = getattr(self, field.name)
-            default = field.default if field.default is not dataclasses.MISSING else (
-                field.default_factory() if field.default_factory is not dataclasses.MISSING
-                else dataclasses.MISSING)
-            if value == default and field.name != "path":
-                continue
-            if isinstance(value, SideTable):
-                value = value.to_dict()
-            elif isinstance(value, tuple):
-                value = list(value)
-            elif isinstance(value, dict):
-                value = {k: list(v) if isinstance(v, tuple) else v for k, v in value.items()}
-            out[field.name] = value
-        return out
-
-
-MISSING_POLICIES = ("error", "default")
-
-
-@dataclasses.dataclass(frozen=True, kw_only=True)
-class SideTable(TableSpec):
-    """A table of user or item features, one row per id.
-
-    Args:
-      id: the column holding the user / item id.
-      missing: "error" (a log id absent from the table is an error) or
-        "default" (its features read "" / -1 / 0.0, no values if
-        multi-valued).
-      role: "user_features" or "item_features" (set by `LogSpec`).
-    """
-
-    id: str = ""
-    missing: str = "error"
-    role: str = dataclasses.field(default="side table", compare=False)
-
-    def __post_init__(self):
-        super().__post_init__()
-        _need(isinstance(self.id, str) and self.id, f"{self._where()}: id must name the id "
-              f"column, received {self.id!r}.")
-        _need(self.missing in MISSING_POLICIES, f"{self._where()}: missing must be one of "
-              f"{list(MISSING_POLICIES)}, received {self.missing!r}.")
-
-    def _where(self):
-        return f"log spec: {self.role}"
-
-    def to_dict(self):
-        out = super().to_dict()
-        out.pop("role", None)
-        out["id"] = self.id
-        return out
-
-
-def _side_table(entry, role):
-    if entry is None or isinstance(entry, SideTable):
-        return dataclasses.replace(entry, role=role) if entry is not None else None
-    _need(isinstance(entry, dict), f"log spec: {role} must be an object, received {entry!r}.")
-    known = {f.name for f in dataclasses.fields(SideTable)} - {"role"}
-    unknown = sorted(set(entry) - known)
-    _need(not unknown, f"log spec: {role}: unknown field(s) {unknown}; a side table has "
-          f"{sorted(known)}.")
-    missing = sorted({"path", "id"} - set(entry))
-    _need(not missing, f"log spec: {role}: missing field(s) {missing}.")
-    return SideTable(role=role, **entry)
-
-
-@dataclasses.dataclass(frozen=True, kw_only=True)
-class LogSpec(TableSpec):
-    """An interaction log: its file (see `TableSpec`), what its columns mean,
-    and its side tables.
-
-    Args:
-      user, item, timestamp: the columns of the user id, item id and time
-        (a number; ties keep file order).
-      label: optional 0/1 column (1 = click); without it every row is a click
-        and the protocols sample negatives.
-      user_features, item_features: optional `SideTable`s (or dicts).
-    """
-
-    user: str = ""
-    item: str = ""
-    timestamp: str = ""
-    label: Optional[str] = None
-    user_features: Optional[SideTable] = None
-    item_features: Optional[SideTable] = None
-
-    def __post_init__(self):
-        super().__post_init__()
-        for field in ("user", "item", "timestamp"):
-            value = getattr(self, field)
-            _need(isinstance(value, str) and value, f"log spec: {field} must name a column of "
-                  f"the log, received {value!r}.")
-        _need(self.label is None or (isinstance(self.label, str) and self.label),
-              f"log spec: label must name a column of the log or be null, received "
-              f"{self.label!r}.")
-        used = [self.user, self.item, self.timestamp] + ([self.label] if self.label else [])
-        dup = sorted({c for c in used if used.count(c) > 1})
-        _need(not dup, f"log spec: user, item, timestamp and label must be different columns; "
-              f"{dup} is used twice.")
-        object.__setattr__(self, "user_features",
-                           _side_table(self.user_features, "user_features"))
-        object.__setattr__(self, "item_features",
-                           _side_table(self.item_features, "item_features"))
-
-    def resolve(self, data_dir):
-        """A copy with the log's and side tables' relative paths joined to
-        `data_dir`."""
-        out = super().resolve(data_dir)
-        changes = {}
-        for role in ("user_features", "item_features"):
-            table = getattr(out, role)
-            if table is not None:
-                changes[role] = table.resolve(data_dir)
-        return dataclasses.replace(out, **changes) if changes else out
-
-    # -- serialization -----------------------------------------------------------
-    @classmethod
-    def from_dict(cls, config):
-        if isinstance(config, LogSpec):
-            return config
-        _need(isinstance(config, dict), f"log spec: expected an object, received "
-              f"{type(config).__name__}.")
-        known = {f.name for f in dataclasses.fields(cls)}
-        unknown = sorted(set(config) - known)
-        _need(not unknown, f"log spec: unknown field(s) {unknown}; a log spec has "
-              f"{sorted(known)}.")
-        missing = sorted({"path", "user", "item", "timestamp"} - set(config))
-        _need(not missing, f"log spec: missing field(s) {missing}.")
-        return cls(**config)
-
-    def to_json(self, indent=1):
-        return json.dumps(self.to_dict(), indent=indent)
-
-    @classmethod
-    def from_json(cls, text):
-        try:
-            config = json.loads(text)
-        except json.JSONDecodeError as error:
-            raise LogSpecError(f"log spec: not valid JSON ({error}).") from None
-        return cls.from_dict(config)
-
-    @classmethod
-    def load(cls, path, data_dir=None):
-        """Reads a spec file; relative paths in it resolve against `data_dir`,
-        by default the spec file's own directory."""
-        with open(path, encoding="utf-8") as f:
-            text = f.read()
-        try:
-            spec = cls.from_json(text)
-        except LogSpecError as error:
-            raise LogSpecError(f"{path}: {error}") from None
-        base = data_dir if data_dir is not None else os.path.dirname(os.path.abspath(path))
-        return spec.resolve(base)
-
-
-# -- reading -------------------------------------------------------------------------
 
 
 @dataclasses.dataclass
@@ -753,18 +469,18 @@ def _plan(spec: LogSpec, schema: FeatureSchema):
                                   f"{feature.group!r}) reads column {column!r}, which is not "
                                   f"in " + " nor in ".join(places))
     items = [f for f in schema.candidate_features if plan[f.name][0] == "item"]
-    _need(items, f"log spec: the schema has no candidate feature for the item column "
+    spec_requires(items, f"log spec: the schema has no candidate feature for the item column "
           f"{spec.item!r}; declare a categorical candidate feature with column {spec.item!r}.")
     for seq in schema.sequences:
         first = schema.feature(seq.item_feature)
-        _need(plan[first.name][0] == "item", f"sequence {seq.name!r}: its item feature "
+        spec_requires(plan[first.name][0] == "item", f"sequence {seq.name!r}: its item feature "
               f"{first.name!r} must read the log's item column {spec.item!r}, it reads "
               f"{first.source_column!r}.")
     for name, (source, column) in plan.items():
         feature = schema.feature(name)
         table = spec if source in ("log", "user", "item") else getattr(spec, source)
         if column in table.multi_valued or column in table.flags:
-            _need(getattr(feature, "max_values", None), f"feature {name!r}: column {column!r} "
+            spec_requires(getattr(feature, "max_values", None), f"feature {name!r}: column {column!r} "
                   f"is multi-valued in the log spec, so the feature needs max_values.")
     return plan
 
@@ -869,7 +585,7 @@ def read_log(spec: LogSpec, schema: FeatureSchema, engine="auto") -> Log:
     csv module; csv/tsv only). Raises `DataFormatError` naming the file,
     column and value/line for bad input, `LogSpecError` for an unusable spec.
     """
-    _need(engine in ENGINES, f"read_log: engine must be one of {list(ENGINES)}, received "
+    spec_requires(engine in ENGINES, f"read_log: engine must be one of {list(ENGINES)}, received "
           f"{engine!r}.")
     spec = LogSpec.from_dict(spec)
     plan = _plan(spec, schema)

@@ -10,7 +10,7 @@ Output: the DIEN files (`local_*_splitByUser`, `*_voc.pkl`, `reviews-info`,
 ...), written all-or-nothing.
 
 Your own interaction log instead: `--log_spec=spec.json --schema=schema.json`
-(`din_tf.data.logs.LogSpec`, `din_tf.schema.FeatureSchema`; relative paths in
+(`din_tf.data.log_spec.LogSpec`, `din_tf.schema.FeatureSchema`; relative paths in
 the spec resolve against `--data_dir`, by default the spec's folder) writes
 `schema.json`, `log_spec.json`, `train.npz`, `test.npz`, `summary.json`
 (`din_tf.data.log_prepare`).
@@ -24,7 +24,8 @@ from absl import app, flags, logging
 from din_tf import _command_line
 from din_tf.data import amazon, din_protocol, dien_protocol, five_core, movielens
 from din_tf.data.log_prepare import prepare_log
-from din_tf.data.logs import LogSpec, MissingDependencyError
+from din_tf.data.log_spec import LogSpec
+from din_tf.data.logs import MissingDependencyError
 from din_tf.schema.features import FeatureSchema
 
 FLAGS = flags.FLAGS

@@ -14,7 +14,8 @@ import pytest
 from din_tf.data import log_protocol
 from din_tf.data._io import DataFormatError
 from din_tf.data.log_prepare import load_prepared_log, prepare_log
-from din_tf.data.logs import LogSpec, read_log
+from din_tf.data.log_spec import LogSpec
+from din_tf.data.logs import read_log
 from din_tf.schema.features import FeatureSchema
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))

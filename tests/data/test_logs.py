@@ -9,8 +9,8 @@ import numpy as np
 import pytest
 
 from din_tf.data._io import DataFormatError
-from din_tf.data.logs import (LogSpec, LogSpecError, MissingDependencyError, SideTable,
-                              read_log)
+from din_tf.data.log_spec import LogSpec, LogSpecError, SideTable
+from din_tf.data.logs import MissingDependencyError, read_log
 from din_tf.schema.features import FeatureSchema
 
 try:

@@ -11,7 +11,7 @@ import numpy as np
 from din_tf import models
 from din_tf.data.log_pipeline import fit_schema, make_log_dataset
 from din_tf.data.log_prepare import prepare_log, load_prepared_log
-from din_tf.data.logs import LogSpec
+from din_tf.data.log_spec import LogSpec
 from din_tf.schema import FeatureEncoder, FeatureSchema
 
 DOC = os.path.join(os.path.dirname(__file__), "..", "..", "docs", "own_data.md")
