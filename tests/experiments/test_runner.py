@@ -246,3 +246,13 @@ def test_mini_batch_aware_frequencies_follow_each_models_schema(processed_dir):
         assert sorted(frequencies) == sorted(tables)
         for table, feature in tables.items():
             np.testing.assert_array_equal(frequencies[table], counts[feature])
+
+
+def test_a_config_files_own_log_paths_are_read_next_to_it(tmp_path):
+    path = tmp_path / "mine.json"
+    path.write_text(json.dumps({"data": {"log_spec": "spec.json", "schema": "/abs/schema.json",
+                                         "protocol": "din"}}))
+    cfg = resolve_config("own_log/DIN", str(path))
+    assert cfg.data.log_spec == str(tmp_path / "spec.json")
+    assert cfg.data.schema == "/abs/schema.json"
+    assert cfg.model.name == "dien_repo/DIN" and cfg.evaluation.scoring == "served"
