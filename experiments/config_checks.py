@@ -80,9 +80,10 @@ def validate(cfg):
 
 
 def _validate_model(model):
-    from din_tf.models.registry import MODELS
+    from din_tf.models.registry import BASELINE_MODELS, MODELS, ORIGINAL_MODELS
     if not isinstance(model.name, str) or model.name not in MODELS:
-        _fail("model.name", model.name, f"one of {sorted(MODELS)}")
+        _fail("model.name", model.name,
+              f"one of {sorted(ORIGINAL_MODELS) + sorted(BASELINE_MODELS)}")
     if not isinstance(model.options, dict):
         _fail("model.options", model.options, "a mapping of constructor arguments")
     cls, fixed = MODELS[model.name]

@@ -42,7 +42,8 @@ def get_model(name, n_users=None, n_items=None, n_categories=None, schema=None, 
     repo's, which read the originals' inputs only). Extra keyword arguments go
     to the model's constructor (options, presets)."""
     if name not in MODELS:
-        raise ValueError(f"Unknown model name {name!r}; expected one of {sorted(MODELS)}.")
+        raise ValueError(f"Unknown model name {name!r}; expected one of "
+                         f"{sorted(ORIGINAL_MODELS) + sorted(BASELINE_MODELS)}.")
     cls, fixed = MODELS[name]
     clash = sorted(set(fixed) & set(kwargs))
     if clash:
