@@ -59,6 +59,8 @@ def _registry():
             ("DIN", "dien_repo/DIN", "schema.json"),
             ("DIN-ids-only", "dien_repo/DIN", "schema_ids_only.json"),
             ("DIEN", "dien_repo/DIEN", "schema.json"),
+            ("DIEN-ids-only", "dien_repo/DIEN", "schema_ids_only.json"),
+            ("AUGRU", "dien_repo/DIN-V2-gru-vec-attGru", "schema.json"),
             ("DNN", "dien_repo/DNN", "schema.json"),
             ("DeepFM", "baseline/DeepFM", "schema.json"),
             ("LR", "baseline/LR", "schema.json")):
