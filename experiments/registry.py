@@ -62,7 +62,6 @@ def _registry():
             ("DIEN-ids-only", "dien_repo/DIEN", "schema_ids_only.json"),
             ("AUGRU", "dien_repo/DIN-V2-gru-vec-attGru", "schema.json"),
             ("DNN", "dien_repo/DNN", "schema.json"),
-            ("DeepFM", "baseline/DeepFM", "schema.json"),
             ("LR", "baseline/LR", "schema.json")):
         experiments[f"movielens100k/{label}"] = (
             lambda n=name, s=schema: _own_log(n, "movielens100k", s))
