@@ -11,9 +11,11 @@ Shared by both:
   window. Truncating to a sequence's `max_length` is the pipeline's job.
 * Users with fewer than 2 clicks give nothing.
 * Without a label column, a positive (a click) gets a negative row: the same
-  user, history and context features, and the candidate features of a log row
-  drawn uniformly (so items are popularity-weighted) and redrawn while its item
-  is the clicked one.
+  user, history and context features, and the candidate features of another
+  item, drawn as each original draws it: DIN, uniformly over the log's
+  distinct items and redrawn while the user ever clicked it (`din_protocol`);
+  DIEN, uniformly over log rows (so items are popularity-weighted) and
+  redrawn while it is the clicked item (`dien_protocol`).
 * With a label column, rows are used as logged: every row of a user after
   their first click is a sample, its history the user's earlier clicks.
 * A sequence declaring `negatives` gets a `NegativePool`: each distinct item
@@ -132,6 +134,40 @@ def _negative_rows(log: Log, positive_rows, rng):
     return drawn
 
 
+def _first_rows(log: Log):
+    """The first log row of each item code."""
+    first = np.empty(log.item_count, np.int64)
+    first[log.item.codes[::-1]] = np.arange(len(log) - 1, -1, -1)  # last write = first row
+    return first
+
+
+def _unclicked_item_rows(log: Log, hist, positive_rows, rng):
+    """DIN: per positive, the first log row of an item drawn uniformly over the
+    log's items and redrawn while the positive's user clicked it. (A user who
+    clicked every item, where the original would loop forever, gets any item
+    but the clicked one.)"""
+    items = np.int64(log.item_count)
+    clicked = np.unique(log.user.codes[hist.click_rows].astype(np.int64) * items
+                        + log.item.codes[hist.click_rows])
+    distinct = np.bincount((clicked // items).astype(np.int64), minlength=log.user_count)
+    users = log.user.codes[positive_rows].astype(np.int64)
+    own_item = log.item.codes[positive_rows]
+    saturated = distinct[users] >= items
+    drawn = rng.integers(0, items, size=len(positive_rows))
+
+    def rejected(index):
+        keys = users[index] * items + drawn[index]
+        at = np.minimum(np.searchsorted(clicked, keys), len(clicked) - 1)
+        return np.where(saturated[index], drawn[index] == own_item[index],
+                        clicked[at] == keys)
+
+    redraw = np.flatnonzero(rejected(np.arange(len(drawn))))
+    while redraw.size:  # ends: every user has an item to draw (>= 2 items)
+        drawn[redraw] = rng.integers(0, items, size=redraw.size)
+        redraw = redraw[rejected(redraw)]
+    return _first_rows(log)[drawn].astype(positive_rows.dtype)
+
+
 def _pools(log: Log, schema: FeatureSchema):
     """{sequence name: NegativePool} of the sequences with negatives, shared by
     both splits."""
@@ -141,9 +177,7 @@ def _pools(log: Log, schema: FeatureSchema):
 def _pool(log: Log, seq):
     """Each distinct item (its first row's candidate features) and one draw per
     log row."""
-    n = len(log)
-    first = np.empty(log.item_count, np.int64)
-    first[log.item.codes[::-1]] = np.arange(n - 1, -1, -1)  # last write = first row
+    first = _first_rows(log)
     return NegativePool(items={f: log.features[f].take(first) for f in seq.features},
                         draws=log.item.codes.astype(np.int64))
 
@@ -174,11 +208,12 @@ def _samples(log, schema, hist, pools, base_rows, candidate_rows, label, hist_le
                       negatives=dict(pools))
 
 
-def _with_negatives(log, hist, positions, rng, negative_first=False):
+def _with_negatives(log, hist, positions, rng, negative_first=False, din=False):
     """(base rows, candidate rows, labels, history lengths) of a positive and
     a sampled negative for each sorted position, pairs kept adjacent."""
     positive = hist.order[positions]
-    negative = _negative_rows(log, positive, rng)
+    negative = (_unclicked_item_rows(log, hist, positive, rng) if din
+                else _negative_rows(log, positive, rng))
     pair = (negative, positive) if negative_first else (positive, negative)
     labels = np.array([0.0, 1.0] if negative_first else [1.0, 0.0], np.float32)
     return (np.repeat(positive, 2), np.stack(pair, 1).reshape(-1),
@@ -213,8 +248,8 @@ def build_din(log: Log, schema: FeatureSchema, seed=DIN_SEED):
     samples = eligible & (hist.earlier >= 1)
     last = hist.from_last_click
     if log.label is None:
-        train = _with_negatives(log, hist, np.flatnonzero(samples & ~last), rng)
-        test = _with_negatives(log, hist, np.flatnonzero(samples & last), rng)
+        train = _with_negatives(log, hist, np.flatnonzero(samples & ~last), rng, din=True)
+        test = _with_negatives(log, hist, np.flatnonzero(samples & last), rng, din=True)
     else:
         train = _as_logged(log, hist, np.flatnonzero(samples & ~last))
         test = _as_logged(log, hist, np.flatnonzero(samples & last))

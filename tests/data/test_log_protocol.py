@@ -101,29 +101,55 @@ def test_din_is_deterministic_for_a_seed(log):
         assert rows(a) == rows(b)
 
 
-def test_negatives_are_popularity_weighted_and_never_the_click(tmp_path):
-    # item p is in 90% of the rows: negatives of non-p clicks are mostly p.
+def _popular_item_log(tmp_path, last_click_is_rare):
+    """200 users; item p fills 90% of the rows, q0..q2 one click per user, and
+    r0..r9 are clicked by user u0 only."""
     lines = ["user_id,item_id,timestamp"]
     for u in range(200):
-        lines += [f"u{u},p,1", f"u{u},p,2", f"u{u},q{u % 3},3"] + [f"u{u},p,{4 + k}"
-                                                                  for k in range(27)]
+        rare = f"u{u},q{u % 3},{40 if last_click_is_rare else 3}"
+        lines += [f"u{u},p,1", f"u{u},p,2", rare] + [f"u{u},p,{4 + k}" for k in range(27)]
+    lines += [f"u0,r{k},{100 + k}" for k in range(10)] if not last_click_is_rare else []
     s = LogSpec(path=write(tmp_path / "log.csv", "\n".join(lines) + "\n"), user="user_id",
                 item="item_id", timestamp="timestamp")
     schema = FeatureSchema.from_config({
-        "features": [{"name": "item_id", "group": "candidate"}],
+        "features": [{"name": "user_id", "group": "user"},
+                     {"name": "item_id", "group": "candidate"}],
         "sequences": [{"name": "history", "features": ["item_id"]}]})
-    train, _ = log_protocol.build_din(read_log(s, schema), schema, seed=0)
-    item = train.columns["item_id"]
-    neg = train.label == 0
-    pos_items = item[train.label == 1]
-    assert (item[neg] == b"p").mean() == pytest.approx(
-        (pos_items != b"p").mean(), abs=0.02)  # a non-p click almost always draws p
-    assert len(train) == 2 * 200 * 28
-    # every negative differs from its positive: pairs share user and length
-    seq = train.sequences["history"]
-    key = lambda i: (seq.start[i], seq.length[i])  # noqa: E731
-    clicked = {key(i): item[i] for i in np.flatnonzero(~neg)}
-    assert all(item[i] != clicked[key(i)] for i in np.flatnonzero(neg))
+    return read_log(s, schema), schema
+
+
+def test_din_negatives_are_uniform_over_items_the_user_never_clicked(tmp_path):
+    """As din_protocol draws them: p, though in 90% of the rows, is clicked by
+    every user and is never a negative; each user's negatives come uniformly
+    from the items they never clicked (two q's and, but for u0, ten r's)."""
+    log, schema = _popular_item_log(tmp_path, last_click_is_rare=False)
+    train, _ = log_protocol.build_din(log, schema, seed=0)
+    item, user = train.columns["item_id"], train.columns["user_id"]
+    negatives = np.flatnonzero(train.label == 0)
+    clicked = {}
+    for u, i in zip(user[train.label == 1], item[train.label == 1]):
+        clicked.setdefault(u, set()).add(i)
+    clicked[b"u0"] |= {f"r{k}".encode() for k in range(10)} | {b"p"}
+    assert not any(item[i] in clicked[user[i]] | {b"p"} for i in negatives)
+    others = negatives[user[negatives] != b"u0"]
+    assert np.char.startswith(item[others], b"r").mean() == pytest.approx(10 / 12, abs=0.03)
+
+
+def test_dien_negatives_are_popularity_weighted_and_never_the_click(tmp_path):
+    """As dien_protocol draws them: uniformly over log rows, so the popular p
+    is most users' negative; never the clicked item."""
+    log, schema = _popular_item_log(tmp_path, last_click_is_rare=True)
+    train, test = log_protocol.build_dien(log, schema, seed=0)
+    for part in (train, test):
+        item = part.columns["item_id"]
+        negative, positive = item[part.label == 0], item[part.label == 1]
+        assert np.all(negative != positive)  # rows alternate negative, positive per user
+    negatives = np.concatenate([p.columns["item_id"][p.label == 0] for p in (train, test)])
+    # p fills 29 of each user's 30 rows; a draw of the user's own q is redrawn
+    # (uniform over items would give p a third).
+    rows = log.item.codes.size
+    p_rows = 29 * 200
+    assert (negatives == b"p").mean() == pytest.approx(p_rows / (rows - rows / 90), abs=0.02)
 
 
 def test_dien_last_click_per_user_with_pool(log):
