@@ -121,7 +121,7 @@ def read_schema_inputs(model_name, schema, features, need_user=True, need_negati
         if f.name not in given:
             continue
         if f.kind == "numeric":
-            numerics[f.name] = _flat(ops.cast(given[f.name], "float32"))
+            numerics[f.name] = _one_per_row(ops.cast(given[f.name], "float32"))
         elif f.multi_valued:
             ids[f.name] = ops.cast(given[f.name], "int32")
         else:
@@ -230,7 +230,11 @@ def _check_lengths(model_name, seq, lengths, static_steps, steps):
 
 
 def _flat(x):
-    x = ops.cast(x, "int32")
+    return _one_per_row(ops.cast(x, "int32"))
+
+
+def _one_per_row(x):
+    """[B, 1] → [B]."""
     return ops.squeeze(x, -1) if len(x.shape) == 2 and x.shape[-1] == 1 else x
 
 

@@ -174,3 +174,14 @@ def test_schema_errors_name_what_is_wrong():
         model(dict(features, genres=np.ones((2,), "int32")))
     with pytest.raises(ValueError, match=r"feature 'price' has dtype string"):
         model(dict(features, price=np.array(["a", "b"])))
+
+
+@pytest.mark.parametrize("cls", [models.DNN, models.LogisticRegression])
+def test_numeric_features_keep_their_fractions(cls):
+    """A numeric feature enters as a float: 0.25 and 0 score differently."""
+    schema = side_feature_schema()
+    features, _ = side_feature_batch(schema, n=4)
+    model = cls(schema=schema)
+    quarter = model(dict(features, price=np.full(4, 0.25, "float32")))
+    zero = model(dict(features, price=np.zeros(4, "float32")))
+    assert np.all(np.abs(np.asarray(quarter) - np.asarray(zero)) > 1e-6)
