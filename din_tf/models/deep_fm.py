@@ -83,6 +83,8 @@ class DeepFM(DIENRepoModel):
         weights = table(ids)[..., 0]
         if feature.multi_valued:
             present = ops.not_equal(ids, 0)
+            if steps:
+                present = ops.logical_and(present, ops.cast(valid, "bool")[..., None])
             lookups.append((table, ids, present))
             weights = ops.sum(weights * ops.cast(present, weights.dtype), axis=-1)
         else:
