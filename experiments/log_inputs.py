@@ -42,9 +42,7 @@ class LogData:
         """One group per impression: the test rows sharing a user and their
         first behaviour sequence's window (a click and its sampled negative)."""
         test = self.test
-        users = [test.columns[f.name] for f in test.schema.group("user")]
-        parts = [np.asarray(u).astype(str) if np.asarray(u).dtype.kind in "SUO"
-                 else np.asarray(u) for u in users]
+        parts = [np.asarray(test.columns[f.name]) for f in test.schema.group("user")]
         if test.schema.sequences:
             window = test.sequences[test.schema.sequences[0].name]
             parts += [window.start, window.length]
@@ -98,16 +96,20 @@ def read_json_or_object(key, value):
             raise ValueError(f"{key}={value!r} is not valid JSON: {error}") from None
 
 
+def _config_schema(data_cfg):
+    try:
+        return FeatureSchema.from_config(read_json_or_object("data.schema", data_cfg.schema))
+    except ValueError as error:
+        raise ValueError(f"data.schema: {error}") from None
+
+
 def declared(data_cfg):
     """(LogSpec, declared FeatureSchema) from the config, errors naming the key."""
     if not data_cfg.log_spec or not data_cfg.schema:
         missing = "data.schema" if data_cfg.log_spec else "data.log_spec"
         raise ValueError(f"{missing} is not set; training on your own log needs both "
                          "data.log_spec (the log's columns) and data.schema (the features).")
-    try:
-        schema = FeatureSchema.from_config(read_json_or_object("data.schema", data_cfg.schema))
-    except ValueError as error:
-        raise ValueError(f"data.schema: {error}") from None
+    schema = _config_schema(data_cfg)
     spec_values = read_json_or_object("data.log_spec", data_cfg.log_spec)
     base = (data_cfg.data_dir or (os.path.dirname(os.path.abspath(data_cfg.log_spec))
                                   if isinstance(data_cfg.log_spec, str) else os.getcwd()))
@@ -124,7 +126,11 @@ def load(data_cfg, cache_dir):
     on the training split."""
     if data_cfg.processed_dir:
         _check_protocol(data_cfg)
-        _, train, test = log_prepare.load_prepared_log(data_cfg.processed_dir)
+        schema, train, test = log_prepare.load_prepared_log(data_cfg.processed_dir)
+        if data_cfg.schema and _config_schema(data_cfg) != schema:
+            raise ValueError(f"data.schema differs from the schema data.processed_dir="
+                             f"{data_cfg.processed_dir!r} was prepared with; prepare the log "
+                             "again with this schema, or leave data.schema unset.")
     else:
         spec, schema = declared(data_cfg)
         directory = _prepared(spec, schema, data_cfg, cache_dir)

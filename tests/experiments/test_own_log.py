@@ -146,3 +146,17 @@ def test_unseen_raw_ids_are_scored_on_the_oov_row(prepared):
     assert np.all(np.isfinite(served))
     assert served[0] == pytest.approx(served[1], abs=1e-7)
     assert served[0] != pytest.approx(served[2], abs=1e-6)
+
+
+def test_a_prepared_log_and_a_different_schema_are_refused(prepared):
+    from experiments import log_inputs
+    directory, output = prepared
+    cfg = C.from_dict({"data": {"protocol": "din", "processed_dir": output,
+                                "schema": dict(SCHEMA, sequences=[])}})
+    with pytest.raises(ValueError, match=r"data.schema differs from the schema "
+                                         r"data.processed_dir=.* was prepared with"):
+        log_inputs.load(cfg.data, None)
+    cfg = C.from_dict({"data": {"protocol": "dien", "processed_dir": output}})
+    with pytest.raises(ValueError, match=r"holds the din protocol's samples but "
+                                         r"data.protocol='dien'"):
+        log_inputs.load(cfg.data, None)
