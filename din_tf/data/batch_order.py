@@ -4,21 +4,17 @@
 features: batches of row indices, each paired with a stateless seed for
 whatever the batch draws at random (negatives). It has the semantics of
 `din_tf.data.pipeline.make_dataset`'s order: sharding keeps every
-`num_shards`-th row; `shuffle` permutes a pass with `seed`; with `pass_index`
+`num_shards`-th row; `shuffle` permutes a pass with `seed`; batches are
+consecutive, length buckets or fixed lists; with `pass_index`
 the order and the seeds of pass `p` are a pure function of `(seed, p)`, so a
 resumed run rebuilds exactly the batches it stopped in, and `skip_batches`
 starts that many batches into the stream without building them.
 """
 
-from typing import Optional
+from typing import Callable, Optional
 
 import numpy as np
 import tensorflow as tf
-
-
-def count_batches(rows, batch_size, drop_remainder):
-    """Batches in one pass over `rows` rows."""
-    return rows // batch_size if drop_remainder else -(-rows // batch_size)
 
 
 def row_batches(n: int,
@@ -32,38 +28,51 @@ def row_batches(n: int,
                 skip_batches: int = 0,
                 num_shards: int = 1,
                 shard_index: int = 0,
+                batch: Optional[Callable[[tf.data.Dataset], tf.data.Dataset]] = None,
+                fixed_batches: Optional[tf.data.Dataset] = None,
                 caller: str = "row_batches") -> tf.data.Dataset:
     """A dataset of `(rows int64 [b], batch_seed int64 [2])`.
 
     Arguments are those of `make_dataset` (already checked by the caller,
-    named `caller` in errors); `n` is the number of rows.
+    named `caller` in errors); `n` is the number of rows. `batch` turns a
+    dataset of row ids into one of row-id batches (default: consecutive
+    batches of `batch_size`; `make_dataset` passes its length buckets);
+    `fixed_batches`, a dataset of row-id batches already sharded, replaces
+    the shuffled and batched rows (the same batches every pass).
     """
+    if batch is None:
+        batch = lambda rows: rows.batch(batch_size, drop_remainder=drop_remainder)  # noqa: E731
+
     if pass_index is None:
-        ds = tf.data.Dataset.range(n)
-        if num_shards > 1:
-            ds = ds.shard(num_shards, shard_index)
-        if shuffle:
-            ds = ds.shuffle(n, seed=seed, reshuffle_each_iteration=True)
-        ds = ds.batch(batch_size, drop_remainder=drop_remainder)
+        if fixed_batches is not None:
+            ds = fixed_batches
+        else:
+            ds = tf.data.Dataset.range(n)
+            if num_shards > 1:
+                ds = ds.shard(num_shards, shard_index)
+            if shuffle:
+                ds = ds.shuffle(n, seed=seed, reshuffle_each_iteration=True)
+            ds = batch(ds)
         if repeat:
             ds = ds.repeat()
         seeds = tf.data.Dataset.random(seed=seed, rerandomize_each_iteration=True)
         return tf.data.Dataset.zip(ds, seeds.batch(2))
 
-    shard = np.arange(shard_index, n, num_shards, dtype=np.int64)
-    shard_rows = tf.constant(shard)
+    shard_rows = tf.constant(np.arange(shard_index, n, num_shards, dtype=np.int64))
 
     def one_pass(number):
         # Independent stateless streams for the order and for each batch's
         # draws, all derived from (seed, pass number).
         pass_key = tf.random.experimental.stateless_fold_in(
             tf.constant([seed, 0], tf.int64), number)
-        rows = shard_rows
-        if shuffle:
-            rows = tf.random.experimental.stateless_shuffle(
-                rows, seed=tf.random.experimental.stateless_fold_in(pass_key, 0))
-        batches = tf.data.Dataset.from_tensor_slices(rows).batch(
-            batch_size, drop_remainder=drop_remainder)
+        if fixed_batches is not None:
+            batches = fixed_batches
+        else:
+            rows = shard_rows
+            if shuffle:
+                rows = tf.random.experimental.stateless_shuffle(
+                    rows, seed=tf.random.experimental.stateless_fold_in(pass_key, 0))
+            batches = batch(tf.data.Dataset.from_tensor_slices(rows))
         draws_key = tf.random.experimental.stateless_fold_in(pass_key, 1)
         seeds = tf.data.Dataset.counter().map(
             lambda b: tf.random.experimental.stateless_fold_in(draws_key, b))
@@ -72,26 +81,37 @@ def row_batches(n: int,
     first_pass = int(pass_index)
     skip = int(skip_batches)
     if skip:
-        per_pass = count_batches(shard.size, batch_size, drop_remainder)
+        per_pass = count_batches(one_pass(tf.constant(first_pass, tf.int64)))
         if per_pass == 0:
             raise ValueError(f"{caller}: argument 'skip_batches'={skip} but a pass of shard "
-                             f"{shard_index} holds no batch ({shard.size} rows, batch_size "
+                             f"{shard_index} holds no batch ({n} rows in all, batch_size "
                              f"{batch_size}, drop_remainder={drop_remainder})")
         whole_passes, skip = divmod(skip, per_pass)
         if whole_passes and not repeat:
-            raise ValueError(f"{caller}: argument 'skip_batches'={int(skip_batches)} goes past "
-                             f"the single pass ({per_pass} batches) of a dataset without "
-                             "repeat=True")
+            raise ValueError(f"{caller}: argument 'skip_batches' goes past the single pass "
+                             f"({per_pass} batches) of a dataset without repeat=True; received "
+                             f"skip_batches={int(skip_batches)}")
         first_pass += whole_passes
     if repeat:
         ds = tf.data.Dataset.counter(first_pass).flat_map(one_pass).apply(
             tf.data.experimental.assert_cardinality(tf.data.INFINITE_CARDINALITY))
     else:
-        # Built directly (not through flat_map) so its length stays known.
+        # Built directly (not through flat_map) so its length stays known:
+        # over the same batches of unknown length, Keras 3.15's evaluate
+        # reported a different mean aux_loss than a plain loop.
         ds = one_pass(tf.constant(first_pass, tf.int64))
     if skip:
         ds = ds.skip(skip)  # skipped batches cost only their row ids
     return ds
+
+
+def count_batches(ds):
+    """Batches in one pass of `ds` (the same for every pass: the order
+    changes, the sizes of the batches or buckets do not)."""
+    known = int(ds.cardinality())
+    if known >= 0:
+        return known
+    return int(ds.reduce(np.int64(0), lambda count, _: count + 1))
 
 
 __all__ = ["count_batches", "row_batches"]

@@ -31,6 +31,7 @@ import numpy as np
 import tensorflow as tf
 
 from din_tf import features as F
+from din_tf.data.batch_order import row_batches
 from din_tf.data.samples import Samples
 
 _MAX_REDRAWS = 1000
@@ -341,6 +342,7 @@ def make_dataset(samples: Samples,
                 [batch_size] * (len(boundaries) + 1), drop_remainder=drop_remainder)
         return rows.batch(batch_size, drop_remainder=drop_remainder)
 
+    fixed_batches = None
     if batches is not None:
         batch_rows = [np.asarray(b, np.int64) for b in batches]
         if not batch_rows or any(b.size == 0 or b.min() < 0 or b.max() >= n for b in batch_rows):
@@ -354,72 +356,16 @@ def make_dataset(samples: Samples,
         if num_shards > 1:
             fixed_batches = fixed_batches.shard(num_shards, shard_index)
 
-    if pass_index is not None:
-        shard_rows = tf.constant(np.arange(shard_index, n, num_shards, dtype=np.int64))
-
-        def one_pass(number):
-            # Independent stateless streams for the order and for each batch's
-            # negatives, all derived from (seed, pass number).
-            pass_key = tf.random.experimental.stateless_fold_in(
-                tf.constant([seed, 0], tf.int64), number)
-            if batches is not None:
-                row_batches = fixed_batches
-            else:
-                rows = shard_rows
-                if shuffle:
-                    rows = tf.random.experimental.stateless_shuffle(
-                        rows, seed=tf.random.experimental.stateless_fold_in(pass_key, 0))
-                row_batches = batched(tf.data.Dataset.from_tensor_slices(rows))
-            negatives_key = tf.random.experimental.stateless_fold_in(pass_key, 1)
-            batch_seeds = tf.data.Dataset.counter().map(
-                lambda b: tf.random.experimental.stateless_fold_in(negatives_key, b))
-            return tf.data.Dataset.zip(row_batches, batch_seeds)
-
-        first_pass = int(pass_index)
-        if skip_batches:
-            per_pass = _count_batches(one_pass(tf.constant(first_pass, tf.int64)))
-            whole_passes, skip_batches = divmod(int(skip_batches), per_pass)
-            if whole_passes and not repeat:
-                raise ValueError(f"make_dataset: argument 'skip_batches' goes past the single "
-                                 f"pass ({per_pass} batches) of a dataset without repeat=True")
-            first_pass += whole_passes
-        if repeat:
-            ds = tf.data.Dataset.counter(first_pass).flat_map(one_pass).apply(
-                tf.data.experimental.assert_cardinality(tf.data.INFINITE_CARDINALITY))
-        else:
-            # Built directly (not through flat_map) so its length stays known:
-            # over the same batches of unknown length, Keras 3.15's evaluate
-            # reported a different mean aux_loss than a plain loop.
-            ds = one_pass(tf.constant(first_pass, tf.int64))
-        if skip_batches:
-            ds = ds.skip(skip_batches)  # before `build`: skipped batches cost only their ids
-    else:
-        if batches is not None:
-            ds = fixed_batches
-        else:
-            ds = tf.data.Dataset.range(n)
-            if num_shards > 1:
-                ds = ds.shard(num_shards, shard_index)
-            if shuffle:
-                ds = ds.shuffle(n, seed=seed, reshuffle_each_iteration=True)
-            ds = batched(ds)
-        if repeat:
-            ds = ds.repeat()
-        seeds = tf.data.Dataset.random(seed=seed, rerandomize_each_iteration=True)
-        ds = tf.data.Dataset.zip(ds, seeds.batch(2))
+    ds = row_batches(n, batch_size, shuffle=shuffle, seed=seed,
+                     drop_remainder=drop_remainder, repeat=repeat, pass_index=pass_index,
+                     skip_batches=skip_batches, num_shards=num_shards,
+                     shard_index=shard_index, batch=batched,
+                     fixed_batches=fixed_batches,
+                     caller="make_dataset")
     ds = ds.map(build, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
     if prefetch:
         ds = ds.prefetch(tf.data.AUTOTUNE)
     return ds
-
-
-def _count_batches(ds):
-    """Batches in one pass (the same for every pass: the order changes, the
-    sizes of the batches or buckets do not)."""
-    known = int(ds.cardinality())
-    if known >= 0:
-        return known
-    return int(ds.reduce(np.int64(0), lambda count, _: count + 1))
 
 
 def input_fn(samples, global_batch_size, **kwargs):
