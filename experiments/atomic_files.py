@@ -9,6 +9,7 @@ pick one up, and `remove_partials` clears the ones a killed process left.
 """
 
 import csv
+import hashlib
 import json
 import os
 import shutil
@@ -94,3 +95,56 @@ def remove_partials(directory, prefix=PARTIAL_PREFIX):
                 shutil.rmtree(path, ignore_errors=True)
             else:
                 os.remove(path)
+
+
+PREPARED_STAMP = "prepared.json"
+
+
+def file_identity(path):
+    """[absolute path, size, mtime]: what says an input file is unchanged."""
+    st = os.stat(path)
+    return [os.path.abspath(path), st.st_size, int(st.st_mtime)]
+
+
+def prepared_directory(cache_dir, label, stamp, fill, describe=""):
+    """`cache_dir/<label>_<key>`, filled once by `fill(directory)` and reused
+    while `stamp` (a JSON-able description of the inputs; key: its hash) is
+    unchanged.
+
+    The folder is filled under a `.partial-` name and renamed to the final
+    name only after `prepared.json` (the stamp) is written into it, so the
+    final folder exists only when complete. A folder without a matching stamp
+    (an older version's, or damaged) and the `.partial-` folders of a process
+    killed while filling are deleted and filled again."""
+    from absl import logging
+    key = hashlib.sha1(json.dumps(stamp, sort_keys=True).encode()).hexdigest()[:12]
+    name = f"{label}_{key}"
+    directory = os.path.join(cache_dir, name)
+    staging_prefix = f"{PARTIAL_PREFIX}{name}-"
+    remove_partials(cache_dir, staging_prefix)
+    if _has_stamp(directory, stamp):
+        return directory
+    if os.path.exists(directory):
+        logging.warning("%s is incomplete (no matching %s); preparing it again", directory,
+                        PREPARED_STAMP)
+        shutil.rmtree(directory)
+    logging.info("Preparing %s into %s", describe or label, directory)
+    os.makedirs(cache_dir, exist_ok=True)
+    staging = tempfile.mkdtemp(prefix=staging_prefix, dir=cache_dir)
+    try:
+        fill(staging)  # must flush its files to disk before returning
+        write_json(os.path.join(staging, PREPARED_STAMP), stamp)  # last: marks it complete
+        os.chmod(staging, 0o755)  # mkdtemp creates 0700
+        os.rename(staging, directory)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)  # gone already when renamed
+    fsync_directory(cache_dir)
+    return directory
+
+
+def _has_stamp(directory, stamp):
+    try:
+        with open(os.path.join(directory, PREPARED_STAMP), encoding="utf-8") as f:
+            return json.load(f) == stamp
+    except (OSError, ValueError):
+        return False

@@ -2,23 +2,16 @@
 
 import dataclasses
 import functools
-import hashlib
-import json
 import os
-import shutil
-import tempfile
 from typing import Optional
 
 import numpy as np
-from absl import logging
 
 from din_tf.data import load_dien_dir, load_din_dir, make_dataset, prepare
 from din_tf.data.pipeline import NegativeSampler, bucketed_batches, dien_iterator_batches
 from din_tf.data.samples import Samples
 from experiments import atomic_files
 
-# Written last into a prepared data folder: its presence means the folder is complete.
-PREPARED_STAMP = "prepared.json"
 
 
 @dataclasses.dataclass
@@ -93,13 +86,8 @@ def check_processed_dir(directory, protocol):
 
 def _prepared(data_cfg, cache_dir):
     """The protocol's files prepared from the raw files, in
-    `cache_dir/<protocol>_<key>` (key: the inputs' identity and the seed).
-
-    The files are prepared in a `.partial-` sibling that is renamed to the
-    final name only after `prepared.json` (the key's inputs) is written into
-    it, so the final folder exists only when complete. A folder without that
-    file (an older version's, or damaged) and the `.partial-` folders of a run
-    killed while preparing are deleted and prepared again."""
+    `cache_dir/<protocol>_<key>` (key: the inputs' identity and the seed;
+    `atomic_files.prepared_directory`)."""
     if not data_cfg.reviews and not data_cfg.meta:
         raise ValueError("No data: give data.reviews + data.meta (raw Amazon files), "
                          "data.processed_dir (prepared files or a prepared log), or your own "
@@ -110,47 +98,16 @@ def _prepared(data_cfg, cache_dir):
             raise ValueError(f"data.{arg}={path!r} does not exist; give the raw Amazon file "
                              "or data.processed_dir.")
     stamp = {"protocol": data_cfg.protocol, "seed": data_cfg.prepare_seed,
-             **{arg: _file_id(getattr(data_cfg, arg)) for arg in ("reviews", "meta")}}
-    key = hashlib.sha1(json.dumps(stamp, sort_keys=True).encode()).hexdigest()[:12]
-    name = f"{data_cfg.protocol}_{key}"
-    directory = os.path.join(cache_dir, name)
-    staging_prefix = f"{atomic_files.PARTIAL_PREFIX}{name}-"
-    atomic_files.remove_partials(cache_dir, staging_prefix)
-    if _is_prepared(directory, stamp):
-        return directory
-    if os.path.exists(directory):
-        logging.warning("%s is incomplete (no matching %s); preparing it again", directory,
-                        PREPARED_STAMP)
-        shutil.rmtree(directory)
-    logging.info("Preparing the %s protocol from %s into %s", data_cfg.protocol,
-                 data_cfg.reviews, directory)
-    os.makedirs(cache_dir, exist_ok=True)
-    staging = tempfile.mkdtemp(prefix=staging_prefix, dir=cache_dir)
-    try:
-        # Flushes its files to disk before returning (`atomic_output_dir`).
-        prepare.run(data_cfg.protocol, staging, seed=data_cfg.prepare_seed,
+             **{arg: atomic_files.file_identity(getattr(data_cfg, arg))
+                for arg in ("reviews", "meta")}}
+
+    def fill(directory):  # prepare.run flushes its files (`atomic_output_dir`)
+        prepare.run(data_cfg.protocol, directory, seed=data_cfg.prepare_seed,
                     reviews=data_cfg.reviews, meta=data_cfg.meta)
-        # Written last: its presence marks the folder complete.
-        atomic_files.write_json(os.path.join(staging, PREPARED_STAMP), stamp)
-        os.chmod(staging, 0o755)  # mkdtemp creates 0700
-        os.rename(staging, directory)
-    finally:
-        shutil.rmtree(staging, ignore_errors=True)  # gone already when renamed
-    atomic_files.fsync_directory(cache_dir)
-    return directory
 
-
-def _is_prepared(directory, stamp):
-    try:
-        with open(os.path.join(directory, PREPARED_STAMP), encoding="utf-8") as f:
-            return json.load(f) == stamp
-    except (OSError, ValueError):
-        return False
-
-
-def _file_id(path):
-    st = os.stat(path)
-    return [os.path.abspath(path), st.st_size, int(st.st_mtime)]
+    return atomic_files.prepared_directory(
+        cache_dir, data_cfg.protocol, stamp, fill,
+        f"the {data_cfg.protocol} protocol from {data_cfg.reviews}")
 
 
 BATCHINGS = ("sequential", "dien_iterator")

@@ -9,23 +9,16 @@ paths, so a shipped example runs on the user's copy of the data.
 
 import dataclasses
 import functools
-import hashlib
 import json
 import os
-import shutil
-import tempfile
 
 import numpy as np
-from absl import logging
 
 from din_tf.data import log_prepare, log_spec
 from din_tf.data.log_pipeline import fit_schema, make_log_dataset, table_frequencies
 from din_tf.data.log_samples import LogSamples
 from din_tf.schema import FeatureEncoder, FeatureSchema
 from experiments import atomic_files
-
-PREPARED_STAMP = "prepared.json"
-
 
 @dataclasses.dataclass
 class LogData:
@@ -144,33 +137,18 @@ def _prepared(spec, schema, data_cfg, cache_dir):
     stamp = {"protocol": data_cfg.protocol, "seed": data_cfg.prepare_seed,
              "schema": schema.get_config(), "log_spec": json.loads(spec.to_json()),
              "files": [_file_id(path) for path in _paths(spec)]}
-    key = hashlib.sha1(json.dumps(stamp, sort_keys=True).encode()).hexdigest()[:12]
-    name = f"log_{data_cfg.protocol}_{key}"
-    directory = os.path.join(cache_dir, name)
-    staging_prefix = f"{atomic_files.PARTIAL_PREFIX}{name}-"
-    atomic_files.remove_partials(cache_dir, staging_prefix)
-    if _is_prepared(directory, stamp):
-        return directory
-    if os.path.exists(directory):
-        shutil.rmtree(directory)
-    logging.info("Preparing the %s protocol from %s into %s", data_cfg.protocol, spec.path,
-                 directory)
-    os.makedirs(cache_dir, exist_ok=True)
-    staging = tempfile.mkdtemp(prefix=staging_prefix, dir=cache_dir)
-    try:
-        output = os.path.join(staging, "files")
+
+    def fill(directory):  # prepare_log flushes its files (`atomic_output_dir`)
+        output = os.path.join(directory, "files")
         log_prepare.prepare_log(spec, schema, data_cfg.protocol, output,
                                 seed=data_cfg.prepare_seed)
         for file_name in os.listdir(output):
-            os.replace(os.path.join(output, file_name), os.path.join(staging, file_name))
+            os.replace(os.path.join(output, file_name), os.path.join(directory, file_name))
         os.rmdir(output)
-        atomic_files.write_json(os.path.join(staging, PREPARED_STAMP), stamp)
-        os.chmod(staging, 0o755)
-        os.rename(staging, directory)
-    finally:
-        shutil.rmtree(staging, ignore_errors=True)
-    atomic_files.fsync_directory(cache_dir)
-    return directory
+
+    return atomic_files.prepared_directory(
+        cache_dir, f"log_{data_cfg.protocol}", stamp, fill,
+        f"the {data_cfg.protocol} protocol from {spec.path}")
 
 
 def _check_protocol(data_cfg):
@@ -191,16 +169,7 @@ def _file_id(path):
     if not os.path.exists(path):
         raise ValueError(f"data.log_spec: {path!r} does not exist (relative paths are read "
                          "from data.data_dir / --data_dir, else next to the spec file).")
-    st = os.stat(path)
-    return [os.path.abspath(path), st.st_size, int(st.st_mtime)]
-
-
-def _is_prepared(directory, stamp):
-    try:
-        with open(os.path.join(directory, PREPARED_STAMP), encoding="utf-8") as f:
-            return json.load(f) == stamp
-    except (OSError, ValueError):
-        return False
+    return atomic_files.file_identity(path)
 
 
 def test_set(data, data_cfg, with_negatives, seed):

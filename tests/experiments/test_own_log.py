@@ -160,3 +160,23 @@ def test_a_prepared_log_and_a_different_schema_are_refused(prepared):
     with pytest.raises(ValueError, match=r"holds the din protocol's samples but "
                                          r"data.protocol='dien'"):
         log_inputs.load(cfg.data, None)
+
+
+def test_the_runner_prepares_a_log_once_from_its_spec_and_schema(prepared):
+    """data.log_spec + data.schema: the runner prepares the log into its
+    model_dir (complete, stamped) and a second run reuses that folder."""
+    directory, _ = prepared
+    cfg = lambda: C.from_dict({  # noqa: E731
+        "model": {"name": "baseline/LR"},
+        "data": {"protocol": "din", "log_spec": str(directory / "log_spec.json"),
+                 "schema": str(directory / "schema.json"), "train_batch_size": 32},
+        "trainer": {"epochs": 1, "steps_per_epoch": 2}})
+    model_dir = str(directory / "from_spec")
+    run(cfg(), model_dir, export=False)
+    cache = os.path.join(model_dir, "prepared_data")
+    (folder,) = os.listdir(cache)
+    assert folder.startswith("log_din_")
+    stamp = os.path.join(cache, folder, "prepared.json")
+    before = os.stat(stamp).st_mtime_ns
+    run(C.from_dict({"trainer": {"epochs": 2}}, cfg()), model_dir, export=False)
+    assert os.listdir(cache) == [folder] and os.stat(stamp).st_mtime_ns == before
