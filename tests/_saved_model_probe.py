@@ -6,10 +6,13 @@ TF-Serving-style row requests through their serving_default signature.
 REQUEST: {"models": {key: export_dir}, "calls": [{"model": key, "instances": [...]}]}
 RESULT: {"signatures": {key: {"inputs": {name: [dtype, shape]}, "outputs": ...}},
          "results": [[probability, ...], ...], "din_tf_imported": bool}
+
+`probe(tmp_path, model_dirs, calls)` runs it from a test and returns RESULT.
 """
 
 import json
 import os
+import subprocess
 import sys
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
@@ -44,6 +47,19 @@ def main(request_path, result_path):
     with open(result_path, "w") as f:
         json.dump({"signatures": described, "results": results,
                    "din_tf_imported": "din_tf" in sys.modules}, f)
+
+
+def probe(tmp_path, model_dirs, calls):
+    """Runs this module in a fresh process on {key: export_dir} and the calls;
+    returns the parsed RESULT."""
+    request, result = tmp_path / "request.json", tmp_path / "result.json"
+    request.write_text(json.dumps({"models": model_dirs, "calls": calls}))
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    done = subprocess.run([sys.executable, "-m", "tests._saved_model_probe", str(request),
+                           str(result)], cwd=root, capture_output=True, text=True, timeout=240,
+                          env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"})
+    assert done.returncode == 0, done.stderr[-5000:]
+    return json.loads(result.read_text())
 
 
 if __name__ == "__main__":

@@ -14,8 +14,6 @@ depended on the request's padding would differ from the batch's.
 import json
 import os
 import re
-import subprocess
-import sys
 
 import keras
 import numpy as np
@@ -33,6 +31,7 @@ from din_tf.export import (
     serving_request,
 )
 from din_tf.layers import Dice
+from tests._saved_model_probe import probe as run_probe
 from tests.models.conftest import make_batch
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -79,16 +78,6 @@ def _columns(instances):
     return {k: np.array([row[k] for row in instances], "int32") for k in instances[0]}
 
 
-def _probe(tmp_path, model_dirs, calls):
-    request, result = tmp_path / "request.json", tmp_path / "result.json"
-    request.write_text(json.dumps({"models": model_dirs, "calls": calls}))
-    done = subprocess.run([sys.executable, "-m", "tests._saved_model_probe", str(request),
-                           str(result)], cwd=ROOT, capture_output=True, text=True, timeout=240,
-                          env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"})
-    assert done.returncode == 0, done.stderr[-5000:]
-    return json.loads(result.read_text())
-
-
 @pytest.fixture(scope="module")
 def exported(tmp_path_factory):
     """DIEN (as coded: Dice "dien" mode, padded steps in the history sum) and
@@ -120,7 +109,7 @@ def exported(tmp_path_factory):
     calls.append({"model": "dien", "instances": docs["instances"]})
     with row_independent_inference(built["dien"]):
         expected["docs"] = np.asarray(built["dien"](_columns(docs["instances"])))
-    probe = _probe(tmp, {k: str(v) for k, v in dirs.items()}, calls)
+    probe = run_probe(tmp, {k: str(v) for k, v in dirs.items()}, calls)
     results = iter(probe["results"])
     outputs = {}
     for key in built:

@@ -20,8 +20,6 @@ naming the feature; a failed export leaves nothing behind.
 import json
 import os
 import re
-import subprocess
-import sys
 
 import keras
 import numpy as np
@@ -42,6 +40,7 @@ from din_tf.export import (
 from din_tf.layers import Dice
 from din_tf.schema import (CategoricalFeature, FeatureEncoder, FeatureSchema, NumericFeature,
                            SequenceGroup, fit_vocabularies)
+from tests._saved_model_probe import probe as run_probe
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 ATOL = 1e-6
@@ -138,16 +137,6 @@ def _in_process(model, encoder, body):
         return model.predict(encoder(raw), batch_size=len(body["instances"]), verbose=0)
 
 
-def _probe(tmp_path, model_dirs, calls):
-    request, result = tmp_path / "request.json", tmp_path / "result.json"
-    request.write_text(json.dumps({"models": model_dirs, "calls": calls}))
-    done = subprocess.run([sys.executable, "-m", "tests._saved_model_probe", str(request),
-                           str(result)], cwd=ROOT, capture_output=True, text=True, timeout=240,
-                          env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"})
-    assert done.returncode == 0, done.stderr[-5000:]
-    return json.loads(result.read_text())
-
-
 @pytest.fixture(scope="module")
 def exported(tmp_path_factory):
     """DIN and DIEN exported with the encoder; the request of `_rows()` served
@@ -162,7 +151,7 @@ def exported(tmp_path_factory):
         _randomize_dice(model, seed)
         dirs[key] = str(export_saved_model(model, tmp / key / "1", encoder=encoder))
         expected[key] = _in_process(model, encoder, body)
-    probe = _probe(tmp, dirs, [{"model": k, "instances": body["instances"]} for k in built])
+    probe = run_probe(tmp, dirs, [{"model": k, "instances": body["instances"]} for k in built])
     served = dict(zip(built, (np.array(r) for r in probe["results"])))
     return {"encoder": encoder, "models": built, "dirs": dirs, "body": body,
             "expected": expected, "served": served, "probe": probe}

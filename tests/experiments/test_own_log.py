@@ -17,6 +17,7 @@ from din_tf.data.log_prepare import load_prepared_log
 from din_tf.export_raw import raw_serving_request
 from experiments import config as C
 from experiments.runner import run
+from tests._saved_model_probe import probe as run_probe
 
 SCHEMA = {
     "features": [
@@ -63,20 +64,6 @@ def write_log(directory, users=50, items=30, seed=0):
             json.dump(value, f)
 
 
-SCORE_IN_FRESH_PROCESS = r"""
-import json, sys
-import numpy as np
-import tensorflow as tf
-serve = tf.saved_model.load(sys.argv[1]).signatures["serving_default"]
-specs = serve.structured_input_signature[1]
-instances = json.load(open(sys.argv[2]))["instances"]
-inputs = {k: tf.constant(np.array([row[k] for row in instances]), dtype=specs[k].dtype)
-          for k in specs}
-np.save(sys.argv[3], serve(**inputs)["probability"].numpy())
-assert "din_tf" not in sys.modules
-"""
-
-
 @pytest.fixture(scope="module")
 def prepared(tmp_path_factory):
     directory = tmp_path_factory.mktemp("own_log")
@@ -110,15 +97,11 @@ def test_prepare_train_evaluate_export_and_serve_raw_ids_in_a_fresh_process(prep
     _, _, test = load_prepared_log(output)
     rows = test.raw_rows()
     assert any(isinstance(row["user"], str) and row["user"].startswith("user-") for row in rows)
-    request = str(directory / "request.json")
-    with open(request, "w") as f:
-        json.dump(raw_serving_request(test.schema, rows), f)
-    scores = str(directory / "scores.npy")
-    done = subprocess.run(
-        [sys.executable, "-c", SCORE_IN_FRESH_PROCESS, results["export_dir"], request, scores],
-        capture_output=True, text=True, timeout=300)
-    assert done.returncode == 0, done.stderr
-    served = np.load(scores)
+    body = raw_serving_request(test.schema, rows)
+    result = run_probe(directory, {"run": results["export_dir"]},
+                       [{"model": "run", "instances": body["instances"]}])
+    assert not result["din_tf_imported"]
+    served = np.array(result["results"][0])
     assert served.shape == (len(test),)
     assert metrics.exact_auc(test.label, served) == pytest.approx(reported["auc"], abs=1e-6)
 
@@ -135,14 +118,9 @@ def test_unseen_raw_ids_are_scored_on_the_oov_row(prepared):
     unseen = [dict(row, user=name, item=item, tags=[tag])
               for name, item, tag in (("nobody", "item-new", "t-new"),
                                       ("someone-else", "item-other", "t-other"))]
-    request = str(directory / "unseen.json")
-    with open(request, "w") as f:
-        json.dump(raw_serving_request(test.schema, unseen + [row]), f)
-    scores = str(directory / "unseen.npy")
-    done = subprocess.run([sys.executable, "-c", SCORE_IN_FRESH_PROCESS, export_dir, request,
-                           scores], capture_output=True, text=True, timeout=300)
-    assert done.returncode == 0, done.stderr
-    served = np.load(scores)
+    body = raw_serving_request(test.schema, unseen + [row])
+    served = np.array(run_probe(directory, {"run": export_dir},
+                                [{"model": "run", "instances": body["instances"]}])["results"][0])
     assert np.all(np.isfinite(served))
     assert served[0] == pytest.approx(served[1], abs=1e-7)
     assert served[0] != pytest.approx(served[2], abs=1e-6)
