@@ -171,7 +171,7 @@ def _compile(model, cfg, data):
 
 def _optimizer(name, learning_rate, model):
     choices = {
-        "adam": lambda lr: keras.optimizers.Adam(lr or 1e-3, epsilon=1e-8),
+        "adam": lambda lr: training.FusedAdam(lr or 1e-3, epsilon=1e-8),
         "lazy_adam": lambda lr: training.LazyAdam(lr or 1e-3, epsilon=1e-8),
         "sgd": lambda lr: keras.optimizers.SGD(lr or 1.0),
         "adagrad": lambda lr: keras.optimizers.Adagrad(lr or 0.01),

@@ -12,6 +12,7 @@ from din_tf.models._inputs import read_inputs
 from din_tf.models.ctr_model import CTRModel
 from din_tf.models.dien_repo_base import _batch_norm_map, _dense_map
 from din_tf.schema.original import din_repo_schema
+from din_tf.training.fused_adam import FusedAdam
 from din_tf.training.optimizers import TF1_ADAM_EPSILON, original_optimizer
 
 DIN_REPO_KINDS = ("base", "pnn", "deepfm", "wide_deep", "din", "din_dice")
@@ -109,7 +110,7 @@ class DINRepoModel(CTRModel):
 
     def default_optimizer(self):
         if self.kind == "deepfm":
-            return keras.optimizers.Adam(1e-3, epsilon=TF1_ADAM_EPSILON)
+            return FusedAdam(1e-3, epsilon=TF1_ADAM_EPSILON)
         return original_optimizer("din_repo")
 
     def compile(self, optimizer=None, gradient_clip_norm=DIN_REPO_CLIP_NORM,

@@ -7,6 +7,7 @@ from din_tf.training.gradients import (
     global_norm_as_coded,
     merge_duplicate_rows,
 )
+from din_tf.training.fused_adam import FusedAdam
 from din_tf.training.lazy_adam import LazyAdam
 from din_tf.training.optimizers import (
     HalveLearningRateEachEpoch,
@@ -17,6 +18,7 @@ from din_tf.training.regularizers import EmbeddingL2, MiniBatchAwareL2
 
 __all__ = [
     "EmbeddingL2",
+    "FusedAdam",
     "HalveLearningRateEachEpoch",
     "LazyAdam",
     "MiniBatchAwareL2",

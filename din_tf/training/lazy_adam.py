@@ -4,13 +4,14 @@ import keras
 import tensorflow as tf
 
 from din_tf.api_export import din_tf_export
+from din_tf.training.fused_adam import FusedAdam
 from din_tf.training.gradients import unique_rows
 
 
 @din_tf_export("din_tf.training.LazyAdam")
-class LazyAdam(keras.optimizers.Adam):
+class LazyAdam(FusedAdam):
     """Adam whose sparse (IndexedSlices) updates read and write only the rows
-    in the gradient; dense gradients follow `keras.optimizers.Adam` exactly.
+    in the gradient; dense gradients follow `FusedAdam` (Keras' Adam, one fused kernel).
 
     Semantics differ from the originals' TF1 Adam, which decays the moments of
     **every** row each step and moves rows absent from the batch with their
