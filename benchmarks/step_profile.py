@@ -38,6 +38,9 @@ MATMUL_TYPES = ("MatMul", "BatchMatMul", "BatchMatMulV2", "BatchMatMulV3", "_Mkl
                 "_FusedMatMul", "_MklFusedMatMul", "_MklBatchMatMulV2", "_MklNativeFusedMatMul",
                 "_MklNativeMatMul", "_MklNativeBatchMatMulV2")
 
+# Executor events that span other ops' kernels (counting them twice).
+NOT_KERNELS = ("Process",)
+
 
 def kernel_times(logdir):
     """{op type: total microseconds} from the host plane of an xplane trace."""
@@ -60,6 +63,8 @@ def kernel_times(logdir):
                 if ":" not in name:
                     continue
                 op_type = name.rsplit(":", 1)[1]
+                if op_type in NOT_KERNELS:
+                    continue
                 totals[op_type] += event.duration_ps / 1e6
     return totals
 

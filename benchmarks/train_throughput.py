@@ -8,8 +8,11 @@ categories), every row of length T, synthetic ids.
 
 Modes: "faithful" = the original optimizer and dense embedding updates (TF1
 Adam semantics: every row moves every step); "fast" = LazyAdam with row-only
-updates. `--jit_compile` and `--mixed_precision` apply to every run. Prints
-one line per run (median over the timed steps) and writes JSON.
+updates. A mode may carry options joined by "+": "xla" (XLA-compile the
+forward and backward pass), "bf16" (the mixed_bfloat16 policy), "fp16"
+(mixed_float16), e.g. `--modes=faithful,fast+xla,fast+xla+bf16`.
+`--jit_compile` and `--mixed_precision` apply to every run. Prints one line
+per run (median over the timed steps) and writes JSON.
 
 `--steps_per_execution=N` (N > 1) times Keras' own multi-step train function
 (`compile(steps_per_execution=N)`, what `model.fit` runs) over a repeating
@@ -35,7 +38,8 @@ from absl import app, flags
 FLAGS = flags.FLAGS
 flags.DEFINE_list("models", ["dien_repo/DIEN", "dien_repo/DIN"], "Original model names.")
 flags.DEFINE_list("lengths", ["10", "30", "100"], "History lengths T.")
-flags.DEFINE_list("modes", ["faithful", "fast"], "faithful and/or fast.")
+flags.DEFINE_list("modes", ["faithful", "fast"],
+                  "faithful and/or fast, each optionally with +xla, +bf16 or +fp16.")
 flags.DEFINE_integer("batch_size", 128, "Rows per step.")
 flags.DEFINE_integer("steps", 20, "Timed steps per run.")
 flags.DEFINE_integer("warmup", 3, "Untimed steps per run (tracing included).")
@@ -51,6 +55,26 @@ flags.DEFINE_list("buckets", ["10", "20", "30", "40", "50", "60", "70", "80", "9
 flags.DEFINE_integer("mix_batches", 40, "Batches per pass for --length_mix=uniform.")
 
 BOOKS = dict(n_users=543_060, n_items=367_983, n_categories=1_601)
+MODE_OPTIONS = {"xla": ("jit_compile", True), "bf16": ("policy", "mixed_bfloat16"),
+                "fp16": ("policy", "mixed_float16")}
+
+
+def parse_mode(token):
+    """"fast+xla+bf16" -> ("fast", {"jit_compile": True, "policy": "mixed_bfloat16"}),
+    with the command line's --jit_compile / --mixed_precision as defaults."""
+    mode, *options = token.split("+")
+    if mode not in ("faithful", "fast"):
+        raise ValueError(f"Invalid mode {token!r}: expected faithful or fast, optionally "
+                         f"followed by +{'/+'.join(MODE_OPTIONS)}.")
+    settings = {"jit_compile": FLAGS.jit_compile,
+                "policy": "mixed_float16" if FLAGS.mixed_precision else "float32"}
+    for option in options:
+        if option not in MODE_OPTIONS:
+            raise ValueError(f"Invalid option {option!r} in mode {token!r}; expected one of "
+                             f"{sorted(MODE_OPTIONS)}.")
+        key, value = MODE_OPTIONS[option]
+        settings[key] = value
+    return mode, settings
 
 
 def _batch(rng, batch, steps, negatives=5, lengths=None):
@@ -70,7 +94,7 @@ def _batch(rng, batch, steps, negatives=5, lengths=None):
     }, rng.integers(0, 2, batch).astype(np.float32)
 
 
-def _fresh_session():
+def _fresh_session(policy=None):
     """Frees the previous run's model, optimizer and compiled steps, so each
     run starts from the same process state (without it every model measured
     stayed alive: a 15-model invocation grew past 3 GB)."""
@@ -80,11 +104,12 @@ def _fresh_session():
 
     keras.backend.clear_session()  # also resets the global dtype policy
     gc.collect()
-    if FLAGS.mixed_precision:
-        keras.mixed_precision.set_global_policy("mixed_float16")
+    policy = policy or ("mixed_float16" if FLAGS.mixed_precision else "float32")
+    if policy != "float32":
+        keras.mixed_precision.set_global_policy(policy)
 
 
-def _model_and_step(name, mode):
+def _model_and_step(name, mode, jit_compile=None):
     """A freshly built, compiled model and its traced train step."""
     import keras
     import tensorflow as tf
@@ -95,28 +120,32 @@ def _model_and_step(name, mode):
     kwargs = {}
     if mode == "fast":
         kwargs = dict(optimizer=training.LazyAdam(1e-3, epsilon=1e-8), embedding_update="rows")
-    model.compile(jit_compile=FLAGS.jit_compile,
+    model.compile(jit_compile=FLAGS.jit_compile if jit_compile is None else jit_compile,
                   steps_per_execution=FLAGS.steps_per_execution, **kwargs)
     # model.jit_compile makes train_step XLA-compile its forward and backward pass.
     return model, tf.function(model.train_step, reduce_retracing=True)
 
 
-def _record(model, name, steps_t, mode, seconds_per_step, **extra):
-    return {"model": name, "T": steps_t, "mode": mode, "batch_size": FLAGS.batch_size,
+def _record(model, name, steps_t, token, seconds_per_step, **extra):
+    mode, settings = parse_mode(token)
+    return {"model": name, "T": steps_t, "mode": mode, "arm": token,
+            "batch_size": FLAGS.batch_size,
             "compute_dtype": model.dtype_policy.compute_dtype,
-            "jit_compile": FLAGS.jit_compile, "mixed_precision": FLAGS.mixed_precision,
+            "jit_compile": settings["jit_compile"],
+            "mixed_precision": settings["policy"] != "float32", "policy": settings["policy"],
             "steps_per_execution": FLAGS.steps_per_execution,
             "median_step_s": seconds_per_step,
             "examples_per_s": FLAGS.batch_size / seconds_per_step, **extra}
 
 
-def measure(name, steps_t, mode):
-    _fresh_session()
-    model, step = _model_and_step(name, mode)
+def measure(name, steps_t, token):
+    mode, settings = parse_mode(token)
+    _fresh_session(settings["policy"])
+    model, step = _model_and_step(name, mode, settings["jit_compile"])
     rng = np.random.default_rng(0)
     batches = [_batch(rng, FLAGS.batch_size, steps_t) for _ in range(4)]
     if FLAGS.steps_per_execution > 1:
-        return _record(model, name, steps_t, mode, _seconds_per_step_in_calls(model, batches))
+        return _record(model, name, steps_t, token, _seconds_per_step_in_calls(model, batches))
     for i in range(FLAGS.warmup):
         step(batches[i % 4])
     times = []
@@ -125,7 +154,7 @@ def measure(name, steps_t, mode):
         logs = step(batches[i % 4])
         float(logs["loss"])  # wait for the step
         times.append(time.perf_counter() - start)
-    return _record(model, name, steps_t, mode, statistics.median(times))
+    return _record(model, name, steps_t, token, statistics.median(times))
 
 
 def _seconds_per_step_in_calls(model, batches):
@@ -166,9 +195,10 @@ def mixed_batches(rng, max_steps, bounds, n_batches, batch):
     return [batches[i] for i in order]
 
 
-def measure_mix(name, max_steps, mode):
-    _fresh_session()
-    model, step = _model_and_step(name, mode)
+def measure_mix(name, max_steps, token):
+    mode, settings = parse_mode(token)
+    _fresh_session(settings["policy"])
+    model, step = _model_and_step(name, mode, settings["jit_compile"])
     rng = np.random.default_rng(0)
     bounds = [int(b) for b in FLAGS.buckets if b]
     batches = mixed_batches(rng, max_steps, bounds, FLAGS.mix_batches, FLAGS.batch_size)
@@ -185,7 +215,7 @@ def measure_mix(name, max_steps, mode):
     float(logs["loss"])
     seconds = time.perf_counter() - start
     mean_padded = float(np.mean([b[0]["history_item_ids"].shape[1] for b in batches]))
-    return _record(model, name, f"uniform 1-{max_steps}", mode, seconds / len(batches),
+    return _record(model, name, f"uniform 1-{max_steps}", token, seconds / len(batches),
                    buckets=bounds, batches=len(batches), mean_padded_length=mean_padded)
 
 
@@ -197,10 +227,10 @@ def main(argv):
         runs = ([(t, measure) for t in lengths] if FLAGS.length_mix == "fixed"
                 else [(max(lengths), measure_mix)])
         for steps_t, fn in runs:
-            for mode in FLAGS.modes:
-                r = fn(name, steps_t, mode)
+            for token in FLAGS.modes:
+                r = fn(name, steps_t, token)
                 results.append(r)
-                print(f"{name:32s} T={str(r['T']):<13s} {mode:9s} xla={FLAGS.jit_compile:d} "
+                print(f"{name:32s} T={str(r['T']):<13s} {token:15s} xla={r['jit_compile']:d} "
                       f"{r['examples_per_s']:8.0f} ex/s ({r['median_step_s'] * 1000:.1f} ms/step)",
                       flush=True)
     os.makedirs(os.path.dirname(FLAGS.output) or ".", exist_ok=True)

@@ -219,8 +219,8 @@ class CTRModel(keras.Model):
             grads = self._clip(grads)
         if self.embedding_update == "dense":
             process = densify
-        elif getattr(self.optimizer, "merges_duplicate_rows", False):
-            process = _unchanged  # e.g. LazyAdam: merging twice would cost a second pass
+        elif _adds_repeated_rows_itself(self.optimizer):
+            process = _unchanged
         else:
             process = merge_duplicate_rows
         return [process(g) for g in grads], variables
@@ -287,6 +287,20 @@ def _global_norm_across_replicas(grads, context):
 
 def _unchanged(grad):
     return grad
+
+
+def _adds_repeated_rows_itself(optimizer):
+    """Whether `optimizer` updates correctly from slices that repeat a row.
+
+    LazyAdam and FusedAdam merge them themselves (merging first would cost a
+    second pass). Plain SGD subtracts each slice with a scatter, which adds
+    repeated rows up: merging would only add work, and TF1's
+    GradientDescentOptimizer did not merge either (the DIN repo's optimizer).
+    """
+    if getattr(optimizer, "merges_duplicate_rows", False):
+        return True
+    return (type(optimizer) is keras.optimizers.SGD and not optimizer.momentum
+            and not optimizer.nesterov)
 
 
 def _reducible_logs(logs):

@@ -29,6 +29,20 @@ def test_two_models_one_process_json_and_report(tmp_path):
     assert "| dien_repo/DNN | 3 | fast | no | 8 |" in table
 
 
+def test_modes_with_options_set_xla_and_bfloat16_per_run(tmp_path):
+    out = tmp_path / "modes.json"
+    modes = ["fast+xla+bf16", "faithful"]
+    cmd = [sys.executable, "benchmarks/train_throughput.py", "--models=dien_repo/DNN",
+           "--lengths=3", f"--modes={','.join(modes)}", "--steps=2", "--warmup=1",
+           "--batch_size=8", f"--output={out}"]
+    done = subprocess.run(cmd, capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr[-2000:]
+    records = json.loads(out.read_text())
+    assert [r["arm"] for r in records] == modes
+    assert [(r["mode"], r["jit_compile"], r["compute_dtype"]) for r in records] == [
+        ("fast", True, "bfloat16"), ("faithful", False, "float32")]
+
+
 # Run in a child: train_throughput and original_throughput both define absl
 # flags such as --models, so they cannot share this test process.
 STEPS_PER_EXECUTION_CHILD = """

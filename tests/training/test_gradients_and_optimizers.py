@@ -147,3 +147,25 @@ def test_clipping_scales_every_gradient_by_clip_over_norm():
     np.testing.assert_allclose(clipped[1].values, [[3 * scale, 4 * scale]] * 2, rtol=1e-6)
     unclipped, _ = clip_by_global_norm_as_coded([dense], 10.0)
     np.testing.assert_allclose(unclipped[0], dense)
+
+
+@pytest.mark.parametrize("optimizer, merged", [
+    (lambda: keras.optimizers.SGD(0.1), False),
+    (lambda: keras.optimizers.SGD(0.1, momentum=0.9), True),
+    (lambda: keras.optimizers.Adagrad(0.1), True),
+    (lambda: LazyAdam(0.1), False),
+], ids=["sgd", "sgd-momentum", "adagrad", "lazy-adam"])
+def test_row_updates_merge_repeated_rows_only_for_optimizers_that_need_it(optimizer, merged):
+    """Plain SGD's scatter adds repeated rows itself (as TF1's SGD did, unmerged):
+    merging its slices would only add a Unique and a segment sum per step."""
+    from din_tf.models import get_model
+
+    model = get_model("din_repo/base", n_items=6, n_categories=2)
+    model.compile(optimizer=optimizer(), embedding_update="rows")
+    table = model.item_embedding.embeddings
+    (processed,), _ = model.process_gradients([SPARSE], [table])
+    assert processed.indices.shape[0] == (len(set(IDS.numpy())) if merged else len(IDS))
+    if not merged and isinstance(model.optimizer, keras.optimizers.SGD):
+        np.testing.assert_allclose(_apply(keras.optimizers.SGD(0.1), processed),
+                                   _apply(keras.optimizers.SGD(0.1), tf.convert_to_tensor(SPARSE)),
+                                   rtol=1e-6)
