@@ -8,8 +8,9 @@ wall time, so a speed claim can say which operation stands in the way.
 
 Models, modes, batches and vocabularies are `train_throughput.py`'s. Kernel
 times are summed over every thread (both cores), so their total may exceed
-the wall time when ops overlap. Under XLA the compiled cluster shows up as
-one op (its kernels are not split out).
+the wall time when ops overlap. Under XLA the compiled forward and backward
+pass is one op, "XLA cluster" (its kernels are not split out: compare it
+with `roofline.py`'s matmul floor for the same shapes).
 """
 
 import collections
@@ -38,8 +39,10 @@ MATMUL_TYPES = ("MatMul", "BatchMatMul", "BatchMatMulV2", "BatchMatMulV3", "_Mkl
                 "_FusedMatMul", "_MklFusedMatMul", "_MklBatchMatMulV2", "_MklNativeFusedMatMul",
                 "_MklNativeMatMul", "_MklNativeBatchMatMulV2")
 
-# Executor events that span other ops' kernels (counting them twice).
-NOT_KERNELS = ("Process",)
+# Executor events that span other ops' kernels (counting them twice); the
+# XLA launch is traced at three nested levels, kept once as "XLA cluster".
+NOT_KERNELS = ("Process", "Start", "Execute", "Done")
+XLA_CLUSTER = "ExecuteAsyncOnStream"
 
 
 def kernel_times(logdir):
@@ -65,7 +68,8 @@ def kernel_times(logdir):
                 op_type = name.rsplit(":", 1)[1]
                 if op_type in NOT_KERNELS:
                     continue
-                totals[op_type] += event.duration_ps / 1e6
+                totals["XLA cluster" if op_type == XLA_CLUSTER else op_type] += \
+                    event.duration_ps / 1e6
     return totals
 
 
@@ -99,6 +103,7 @@ def main(argv):
           f"kernels {kernel_ms:.1f} ms/step summed over threads, matmuls {matmul_ms:.1f}")
     for op_type, ms in sorted(per_step.items(), key=lambda kv: -kv[1])[:FLAGS.top]:
         print(f"  {op_type:40s} {ms:8.2f} ms/step  {100 * ms / kernel_ms:5.1f} %")
+
     if FLAGS.profile_output:
         with open(FLAGS.profile_output, "w", encoding="utf-8") as f:
             json.dump({"model": FLAGS.model, "T": FLAGS.length, "mode": FLAGS.mode,
