@@ -20,7 +20,8 @@ and after and printed beside the ratios. `--zoo_modes` takes
 `train_throughput.py`'s modes (faithful / fast, +xla, +bf16); a DIN-repo
 mode may add `+spe16` (16 steps per call, as `model.fit` runs them with
 `trainer.steps_per_execution=16`); `--dien_zoo_modes` / `--din_zoo_modes`
-set a repo's own list.
+set a repo's own list. `--render` re-renders the tables from --output's JSON
+without measuring (docs/benchmarks.md pastes them).
 """
 
 import datetime
@@ -33,7 +34,12 @@ import tempfile
 
 from absl import app, flags
 
-from side_by_side_tables import markdown, split_steps_per_execution, summarize
+from side_by_side_tables import (
+    markdown,
+    split_steps_per_execution,
+    summarize,
+    targets_markdown,
+)
 
 FLAGS = flags.FLAGS
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -52,6 +58,7 @@ flags.DEFINE_string("dien_repo_dir", None, "Checkout of github.com/mouna99/dien.
 flags.DEFINE_string("din_repo_dir", None, "Checkout of github.com/zhougr1993/DeepInterestNetwork.")
 flags.DEFINE_string("output", "benchmarks/results/side_by_side.json", "JSON output.")
 flags.DEFINE_string("markdown", None, "Also write the tables as Markdown here.")
+flags.DEFINE_bool("render", False, "Measure nothing: render --output's JSON as tables again.")
 
 ORIGINAL_BATCH = {"dien_repo": 128, "din_repo": 32}
 
@@ -133,6 +140,10 @@ def _write_atomically(path, text):
 
 def main(argv):
     del argv
+    if FLAGS.render:
+        with open(FLAGS.output, encoding="utf-8") as f:
+            render(json.load(f))
+        return
     if not FLAGS.python:
         raise app.UsageError("--python: the interpreter of the originals' virtualenv is "
                              "required (see original_throughput.py's docstring).")
@@ -158,17 +169,25 @@ def main(argv):
                     print(f"round {round_index + 1} {name:30s} T={r['T']:<4} B={batch:<4} "
                           f"{label:28s} {r['examples_per_s']:9,.0f} ex/s", flush=True)
     rates.append(matmul_rate())
-    summary = summarize(records)
-    arms = list(dict.fromkeys(r["arm"] for r in records if r.get("code") != "original"))
-    header = (f"Measured {started:%Y-%m-%d %H:%M} UTC on {_cpu_name()} "
-              f"({os.cpu_count()} cores), {FLAGS.rounds} interleaved rounds; 2048³ float32 "
-              f"matmul {rates[0]:.1f} GFLOP/s before, {rates[1]:.1f} after.")
-    table = markdown(summary, arms, header)
-    print("\n" + table, flush=True)
     result = {"started_utc": started.isoformat(), "cpu": _cpu_name(), "cores": os.cpu_count(),
               "matmul_2048_gflops": rates, "rounds": FLAGS.rounds, "steps": FLAGS.steps,
-              "warmup": FLAGS.warmup, "summary": summary, "runs": records}
+              "warmup": FLAGS.warmup, "summary": summarize(records), "runs": records}
     _write_atomically(FLAGS.output, json.dumps(result, indent=1))
+    render(result)
+
+
+def render(result):
+    """Prints the tables of a run's JSON (and writes --markdown)."""
+    summary = summarize(result["runs"])
+    arms = list(dict.fromkeys(r["arm"] for r in result["runs"] if r.get("code") != "original"))
+    started = datetime.datetime.fromisoformat(result["started_utc"])
+    rates = result["matmul_2048_gflops"]
+    header = (f"Measured {started:%Y-%m-%d %H:%M} UTC on {result['cpu']} "
+              f"({result['cores']} cores), {result['rounds']} interleaved rounds; 2048³ float32 "
+              f"matmul {rates[0]:.1f} GFLOP/s before, {rates[1]:.1f} after.")
+    table = (markdown(summary, arms, header) + "\nThe fastest faithful mode per row, and "
+             "fast + XLA:\n\n" + targets_markdown(summary))
+    print("\n" + table, flush=True)
     if FLAGS.markdown:
         _write_atomically(FLAGS.markdown, table)
 

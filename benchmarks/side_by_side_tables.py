@@ -58,3 +58,31 @@ def markdown(summary, arms, header):
                       f"**{ratio:.2f}×**" if ratio else "—"]
         lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines) + "\n"
+
+
+def targets_markdown(summary):
+    """One row per model and T: the fastest faithful mode and the fast + XLA
+    mode, each as examples/s and × the original (medians over rounds)."""
+    lines = ["| model | B | T | original ex/s | fastest faithful mode | ex/s | × original "
+             "| fast + XLA ex/s | × original |",
+             "| --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
+    for row in summary:
+        original = row["original_median"]
+        faithful = {a: statistics.median(v) for a, v in row["arms"].items()
+                    if a.split("+")[0] == "faithful"}
+        cells = [row["model"], str(row["batch_size"]), str(row["T"]),
+                 f"{original:,.0f}" if original else "—"]
+        if faithful and original:
+            best = max(faithful, key=faithful.get)
+            cells += [best.replace("+", " + "), f"{faithful[best]:,.0f}",
+                      f"**{faithful[best] / original:.2f}×**"]
+        else:
+            cells += ["—", "—", "—"]
+        fast = row["arms"].get("fast+xla")
+        if fast and original:
+            cells += [f"{statistics.median(fast):,.0f}",
+                      f"{statistics.median(fast) / original:.2f}×"]
+        else:
+            cells += ["—", "—"]
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines) + "\n"

@@ -3,7 +3,12 @@ rounds, per model, length and zoo mode; and the +speN mode suffix."""
 
 import pytest
 
-from benchmarks.side_by_side_tables import markdown, split_steps_per_execution, summarize
+from benchmarks.side_by_side_tables import (
+    markdown,
+    split_steps_per_execution,
+    summarize,
+    targets_markdown,
+)
 
 # Three rounds of one model at one length: the original and two zoo modes.
 ORIGINAL = [100.0, 300.0, 200.0]
@@ -51,3 +56,15 @@ def test_steps_per_execution_suffix(mode, expected):
 def test_bad_steps_per_execution_suffix_names_the_mode(mode):
     with pytest.raises(ValueError, match=mode.replace("+", r"\+")):
         split_steps_per_execution(mode)
+
+
+def test_targets_table_picks_the_fastest_faithful_mode():
+    records = _records()
+    for r in [r for r in records if r.get("arm") == "faithful"]:
+        records.append({**r, "arm": "faithful+xla", "examples_per_s": r["examples_per_s"] / 2})
+    row = targets_markdown(summarize(records)).splitlines()[-1]
+    original = sorted(ORIGINAL)[1]
+    fast = sorted(FAST)[1]
+    assert row == (f"| dien_repo/DIEN | 128 | 100 | {original:,.0f} | faithful | "
+                   f"{sorted(FAITHFUL)[1]:,.0f} | **{sorted(FAITHFUL)[1] / original:.2f}×** | "
+                   f"{fast:,.0f} | {fast / original:.2f}× |")
