@@ -219,6 +219,9 @@ class DIENRepoModel(CTRModel):
 
     def add_outputs(self, inputs, outputs, lookups):
         """Hook: more outputs from the read inputs before the head runs."""
+        # A statement, not only the docstring: AutoGraph cannot convert an
+        # empty body and warned on every trace of the models without one.
+        del inputs, outputs, lookups
 
     def head(self, mlp_input, outputs, training):
         x = self.mlp_batch_norm(mlp_input, training=training)
