@@ -93,11 +93,16 @@ def zoo_runs(name, lengths, batch, modes):
         base, calls = split_steps_per_execution(mode)
         by_calls.setdefault(calls, []).append((mode, base))
     for calls, pairs in by_calls.items():
+        # Multi-step calls: at least 2 warm-up and 8 timed calls (with one
+        # warm-up call and three timed ones the first calls' slowness, e.g.
+        # the input pipeline filling, halved the DIN repo's T=10 figures).
+        steps, warmup = FLAGS.steps, FLAGS.warmup
+        if calls > 1:
+            steps, warmup = max(steps, 8 * calls), max(warmup, 2 * calls)
         args = [sys.executable, "train_throughput.py", f"--models={name}",
                 f"--lengths={','.join(map(str, lengths))}",
                 f"--modes={','.join(base for _, base in pairs)}", f"--batch_size={batch}",
-                f"--steps={max(FLAGS.steps, 2 * calls if calls > 1 else 0)}",
-                f"--warmup={FLAGS.warmup}", f"--steps_per_execution={calls}"]
+                f"--steps={steps}", f"--warmup={warmup}", f"--steps_per_execution={calls}"]
         names = dict((base, mode) for mode, base in pairs)
         for r in _run_json(args, f"the zoo's {name}"):
             r["arm"] = names[r["arm"]]

@@ -19,7 +19,7 @@ class FusedAdam(keras.optimizers.Adam):
     ops, each a full pass with a temporary the size of the variable; on the
     DIEN repo's faithful update (dense Adam over 16.4M embedding parameters,
     Books vocabularies) the fused kernel took 16 ms per step instead of 43 ms
-    (benchmarks/step_profile.py; interleaved micro A/B in the BUILD notes).
+    (whole training steps: `benchmarks/fused_adam_ab.py`).
 
     A sparse (IndexedSlices) gradient is densified first, its duplicate rows
     summed: the update Keras' Adam makes from merged slices, and the one TF1's
