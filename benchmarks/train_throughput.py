@@ -221,6 +221,11 @@ def measure_mix(name, max_steps, token):
 
 def main(argv):
     del argv
+    for token in FLAGS.modes:  # a bad mode fails before any model is built
+        try:
+            parse_mode(token)
+        except ValueError as error:
+            raise app.UsageError(f"--modes: {error}") from None
     results = []
     for name in FLAGS.models:
         lengths = [int(t) for t in FLAGS.lengths]

@@ -43,6 +43,16 @@ def test_modes_with_options_set_xla_and_bfloat16_per_run(tmp_path):
         ("fast", True, "bfloat16"), ("faithful", False, "float32")]
 
 
+def test_a_bad_mode_option_is_named_before_anything_runs(tmp_path):
+    cmd = [sys.executable, "benchmarks/train_throughput.py", "--models=dien_repo/DNN",
+           "--modes=fast+gpu", f"--output={tmp_path / 'never.json'}"]
+    done = subprocess.run(cmd, capture_output=True, text=True, timeout=600)
+    assert done.returncode != 0
+    assert "--modes: Invalid option 'gpu' in mode 'fast+gpu'" in done.stderr
+    assert "Traceback" not in done.stderr
+    assert not (tmp_path / "never.json").exists()
+
+
 # Run in a child: train_throughput and original_throughput both define absl
 # flags such as --models, so they cannot share this test process.
 STEPS_PER_EXECUTION_CHILD = """
