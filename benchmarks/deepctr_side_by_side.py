@@ -346,22 +346,6 @@ def format_table(rows):
     return "\n".join(lines)
 
 
-def write_json_atomic(path, data):
-    """Writes to a temporary file in the same folder, then renames it over
-    `path`: a reader (or an interrupted run) never sees half a file."""
-    folder = os.path.dirname(os.path.abspath(path))
-    os.makedirs(folder, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=folder, prefix=".deepctr_side_by_side.", suffix=".json")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            json.dump(data, f, indent=1)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.remove(tmp)
-        raise
-
-
 # ---------------------------------------------------------------- main
 
 def _fail(message):
@@ -423,7 +407,9 @@ def main(argv):
                       f"({record['median_step_s'] * 1000:.1f} ms/step)", flush=True)
     rows = summarize(records)
     print(format_table(rows), flush=True)
-    write_json_atomic(FLAGS.output, {"records": records, "summary": rows})
+    from experiments import atomic_files  # not at the top: the venv's child has no project
+
+    atomic_files.write_json(FLAGS.output, {"records": records, "summary": rows})
 
 
 if __name__ == "__main__":

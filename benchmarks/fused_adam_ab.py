@@ -12,13 +12,13 @@ variables through Keras' Adam; B: through the fused kernel, the default).
 Batch size: the repo's own unless --batch_size is set.
 """
 
-import json
-import os
 import statistics
 import time
 
 import numpy as np
 from absl import app, flags
+
+from experiments import atomic_files
 
 import train_throughput as tt
 
@@ -92,9 +92,7 @@ def main(argv):
                 print(f"{name:30s} T={steps_t:<4d} {mode:9s} B={r['batch_size']:<4d} Keras Adam "
                       f"{r['keras_adam_ms']:7.1f} ms  FusedAdam {r['fused_adam_ms']:7.1f} ms  "
                       f"x{r['speedup']:.2f}", flush=True)
-    os.makedirs(os.path.dirname(FLAGS.output) or ".", exist_ok=True)
-    with open(FLAGS.output, "w", encoding="utf-8") as f:
-        json.dump(results, f, indent=1)
+    atomic_files.write_json(FLAGS.output, results)
 
 
 if __name__ == "__main__":

@@ -34,6 +34,8 @@ import tempfile
 
 from absl import app, flags
 
+from experiments import atomic_files
+
 from side_by_side_tables import (
     markdown,
     split_steps_per_execution,
@@ -135,14 +137,6 @@ def _cpu_name():
     return platform.processor() or "unknown CPU"
 
 
-def _write_atomically(path, text):
-    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
-    temporary = f"{path}.tmp{os.getpid()}"
-    with open(temporary, "w", encoding="utf-8") as f:
-        f.write(text)
-    os.replace(temporary, path)
-
-
 def main(argv):
     del argv
     if FLAGS.render:
@@ -177,7 +171,7 @@ def main(argv):
     result = {"started_utc": started.isoformat(), "cpu": _cpu_name(), "cores": os.cpu_count(),
               "matmul_2048_gflops": rates, "rounds": FLAGS.rounds, "steps": FLAGS.steps,
               "warmup": FLAGS.warmup, "summary": summarize(records), "runs": records}
-    _write_atomically(FLAGS.output, json.dumps(result, indent=1))
+    atomic_files.write_json(FLAGS.output, result)
     render(result)
 
 
@@ -194,7 +188,7 @@ def render(result):
              "fast + XLA:\n\n" + targets_markdown(summary))
     print("\n" + table, flush=True)
     if FLAGS.markdown:
-        _write_atomically(FLAGS.markdown, table)
+        atomic_files.write_text(FLAGS.markdown, table)
 
 
 if __name__ == "__main__":

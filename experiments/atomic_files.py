@@ -73,6 +73,13 @@ def write_json(path, value):
     _write_with(path, write)
 
 
+def write_text(path, text):
+    def write(tmp):
+        with open(tmp, "w", encoding="utf-8") as f:
+            f.write(text)
+    _write_with(path, write)
+
+
 def write_csv(path, rows):
     keys = sorted({k for r in rows for k in r}, key=lambda k: (k != "epoch", k))
 

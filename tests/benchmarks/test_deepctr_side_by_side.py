@@ -1,8 +1,7 @@
 """benchmarks/deepctr_side_by_side.py without DeepCTR (or network): the
-table and ratios built from measurement records, the atomic JSON write, and
+table and ratios built from measurement records, and
 the one-line exit-2 message when the DeepCTR venv is missing."""
 
-import json
 import os
 import subprocess
 import sys
@@ -46,14 +45,6 @@ def test_table_rows_and_a_model_measured_on_one_side_only():
     assert lines[3] == "| dien_repo/DIEN | 450 (400-500) | 1500 (1000-2000) | 3.33x |"
     assert lines[4] == "| dien_repo/DIEN-only-ours | - | 700 (700-700) | - |"
     assert rows[-1]["ratio"] is None
-
-
-def test_json_is_written_atomically_and_leaves_no_temporary_file(tmp_path):
-    path = tmp_path / "sub" / "out.json"
-    ds.write_json_atomic(str(path), {"records": FAKE})
-    ds.write_json_atomic(str(path), {"records": FAKE[:1]})  # replaces the first
-    assert json.loads(path.read_text()) == {"records": FAKE[:1]}
-    assert os.listdir(path.parent) == ["out.json"]
 
 
 def _run(*args):
