@@ -164,7 +164,7 @@ def test_make_strategy_default_and_one_device():
 
 def test_make_strategy_rejects_bad_arguments():
     with pytest.raises(ValueError, match=r"name='horovod'.*'default', 'one_device', "
-                                         r"'mirrored', 'multi_worker'"):
+                                         r"'mirrored', 'multi_worker', 'parameter_server'"):
         make_strategy("horovod")
     with pytest.raises(ValueError, match=r"devices=\['/cpu:0', '/cpu:1'\].*one_device.*"
                                          "exactly one"):
@@ -173,4 +173,24 @@ def test_make_strategy_rejects_bad_arguments():
         make_strategy("multi_worker", ["/gpu:0"])
     with pytest.raises(ValueError, match=r"devices=\(\).*non-empty"):
         make_strategy("mirrored", [])
-    assert STRATEGY_NAMES == ("default", "one_device", "mirrored", "multi_worker")
+    with pytest.raises(ValueError, match=r"devices=\['/cpu:0'\].*parameter_server.*None"):
+        make_strategy("parameter_server", ["/cpu:0"])
+    with pytest.raises(ValueError, match=r"min_shard_bytes=1024 for name='mirrored'.*only "
+                                         "'parameter_server'"):
+        make_strategy("mirrored", min_shard_bytes=1024)
+    for bad in (0, -5, 1.5, True, "1MB"):
+        with pytest.raises(ValueError, match=r"min_shard_bytes=.*positive integer"):
+            make_strategy("parameter_server", min_shard_bytes=bad)
+    assert STRATEGY_NAMES == ("default", "one_device", "mirrored", "multi_worker",
+                              "parameter_server")
+
+
+def test_parameter_server_strategy_must_run_on_a_chief(monkeypatch):
+    """Without a chief task in TF_CONFIG the error says what to run where
+    (before any connection is attempted)."""
+    monkeypatch.setenv("TF_CONFIG", json.dumps({
+        "cluster": {"worker": ["127.0.0.1:1"], "ps": ["127.0.0.1:2"]},
+        "task": {"type": "worker", "index": 0}}))
+    with pytest.raises(ValueError, match=r"runs on the chief.*task type 'worker'.*"
+                                         r"\['ps', 'worker'\].*din_tf.cluster_task"):
+        make_strategy("parameter_server")

@@ -63,9 +63,21 @@ class RowEmbedding(keras.layers.Layer):
         in_range = ops.logical_and(ids >= 0, ids < self.vocab_size)
         return ops.where(in_range, ids, ops.zeros_like(ids))
 
+    def gather(self, ids):
+        """`table[ids]` for ids already in range, in the table's dtype.
+
+        A table split in row shards over parameter servers (a `ShardedVariable`
+        under `ParameterServerStrategy`) is read shard by shard, only the rows
+        asked for, and its gradient is one IndexedSlices per shard;
+        `tf.gather` would first read every shard into one tensor.
+        """
+        table = self.embeddings.value
+        if isinstance(table, tf.__internal__.distribute.ShardedVariable):
+            return tf.nn.embedding_lookup(table, ids)
+        return tf.gather(table, ids)
+
     def call(self, ids):
-        rows = tf.gather(self.embeddings.value, self.valid_ids(ids))
-        return ops.cast(rows, self.compute_dtype)
+        return ops.cast(self.gather(self.valid_ids(ids)), self.compute_dtype)
 
     def compute_output_shape(self, input_shape):
         return tuple(input_shape) + (self.dim,)

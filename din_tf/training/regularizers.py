@@ -59,7 +59,7 @@ class MiniBatchAwareL2:
         total = tf.constant(0.0)
         for layer, ids, valid in _group_by_table(lookups):
             unique, weights = _row_weights(ids, valid)
-            rows = tf.gather(layer.embeddings.value, unique)
+            rows = layer.gather(unique)
             if layer.name in self.frequencies:
                 weights = weights / tf.gather(self.frequencies[layer.name], unique)
             total += tf.reduce_sum(weights * tf.reduce_sum(tf.square(rows), axis=-1))

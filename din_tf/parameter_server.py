@@ -1,0 +1,237 @@
+"""Training with the embedding tables split in row shards over parameter
+servers: TensorFlow's `ParameterServerStrategy` and `ClusterCoordinator`,
+driven by our own loop.
+
+    strategy = make_strategy("parameter_server")   # cluster from TF_CONFIG, on the chief
+    with strategy.scope():
+        model = din_tf.models.DIEN(n_uid, n_mid, n_cat)
+        model.compile(optimizer=din_tf.training.LazyAdam(1e-3), embedding_update="rows",
+                      regularizer=MiniBatchAwareL2(1e-5, frequencies))
+    trainer = ParameterServerTrainer(model, strategy, checkpoint_dir="ckpt")
+    trainer.fit(din_tf.data.input_fn(samples, 128, shuffle=True, repeat=True), steps=10_000)
+    served = trainer.local_model()                  # every weight on this process
+    din_tf.export.export_saved_model(served, "export/1")
+
+Why not `model.fit`: Keras 3's `fit` does not accept this strategy
+(keras-team/keras#18624), and two Keras 3 mechanisms assume one variable
+behind each weight, where a sharded table is several: `GradientTape`
+differentiates a Keras variable through its `.handle` (a `ShardedVariable` has
+none), and the optimizer keeps one slot per Keras variable. So this trainer
+differentiates the loss with respect to the TensorFlow variables themselves,
+every shard separately, and gives the model's optimizer one Keras variable per
+shard ("shard views", created over the existing shard so nothing is copied):
+its slots (Adam's moments, Adagrad's accumulators) are then created beside
+each shard on the same parameter server, and a row update touches only that
+shard. Each shard's gradient is an IndexedSlices of the rows the batch read
+from it (see `RowEmbedding.gather`), so `embedding_update="rows"` moves only
+those rows, as on one machine; "dense" densifies each shard's gradient.
+
+Everything else is the model's own code, unchanged: `compute_losses` (CTR loss,
+DIEN's auxiliary loss, the regularizer, e.g. mini-batch-aware L2) and
+`process_gradients` (clipping as coded, merging duplicate rows).
+
+Workers train asynchronously: each runs whole steps (forward, backward,
+update) against the parameter servers' current values, as the strategy
+provides. With one worker and `sync_every=1` a step sees the result of the
+previous one, and the training equals one process's step for step.
+"""
+
+import os
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+_ShardedVariable = tf.__internal__.distribute.ShardedVariable
+
+
+class ParameterServerTrainer:
+    """Trains a compiled `CTRModel` under `ParameterServerStrategy`.
+
+    Args:
+        model: a `CTRModel` constructed and compiled inside `strategy.scope()`
+            (so its variables, and those of its optimizer, live on the
+            parameter servers). Its compiled metrics are not updated: evaluate
+            `local_model()` instead.
+        strategy: the `tf.distribute.ParameterServerStrategy`.
+        checkpoint_dir: where `fit` saves the model, its optimizer and the step
+            (through `tf.train.CheckpointManager`, from this process), and what
+            the trainer restores from when the directory already holds one.
+            None: no checkpoints.
+        checkpoint_every: steps between checkpoints (and one at the end of
+            `fit`); None: only at the end.
+        steps_per_execution: steps a worker runs per scheduled function (fewer
+            round trips to this process).
+        max_to_keep: checkpoints kept.
+    """
+
+    def __init__(self, model, strategy, checkpoint_dir=None, checkpoint_every=None,
+                 steps_per_execution=1, max_to_keep=2):
+        if not isinstance(strategy, tf.distribute.experimental.ParameterServerStrategy):
+            raise ValueError(f"Invalid strategy={strategy!r}; expected a "
+                             "tf.distribute.experimental.ParameterServerStrategy.")
+        if model.optimizer is None:
+            raise ValueError("ParameterServerTrainer: compile the model (inside "
+                             "strategy.scope()) before training it.")
+        for name, value in (("steps_per_execution", steps_per_execution),
+                            ("checkpoint_every", checkpoint_every)):
+            if value is not None and not (isinstance(value, int) and value > 0):
+                raise ValueError(f"Invalid {name}={value!r}; expected a positive integer"
+                                 + (" or None." if name == "checkpoint_every" else "."))
+        self.model = model
+        self.strategy = strategy
+        self.steps_per_execution = steps_per_execution
+        self.checkpoint_every = checkpoint_every
+        self.coordinator = tf.distribute.experimental.coordinator.ClusterCoordinator(strategy)
+        self._variables, self._views = shard_views(model.trainable_variables, strategy)
+        with strategy.scope():
+            model.optimizer.build(self._views)
+            # Keras counts the optimizer's iterations with a read and an
+            # assign, so two workers' concurrent steps can count once; this
+            # counter adds atomically on its parameter server.
+            self._step = tf.Variable(0, dtype=tf.int64, trainable=False, name="trained_steps")
+        self._execute = tf.function(self._worker_steps)
+        self.checkpoint_manager = None
+        if checkpoint_dir is not None:
+            checkpoint = tf.train.Checkpoint(model=model, optimizer=model.optimizer,
+                                             step=self._step)
+            self.checkpoint_manager = tf.train.CheckpointManager(
+                checkpoint, checkpoint_dir, max_to_keep=max_to_keep)
+            if self.checkpoint_manager.latest_checkpoint:
+                checkpoint.restore(self.checkpoint_manager.latest_checkpoint).assert_existing_objects_matched()
+
+    @property
+    def step(self):
+        """Steps trained so far (restored with a checkpoint)."""
+        return int(self._step.numpy())
+
+    def _replica_step(self, batch):
+        model, optimizer = self.model, self.model.optimizer
+        x, y, sample_weight = keras.utils.unpack_x_y_sample_weight(batch)
+        if sample_weight is not None:
+            raise ValueError("sample_weight is not supported: the originals' losses are "
+                             "unweighted means.")
+        with tf.GradientTape() as tape:
+            _, losses = model.compute_losses(x, y, training=True)
+            scaled = optimizer.scale_loss(losses["loss"])
+        grads = tape.gradient(scaled, self._variables)
+        grads, views = model.process_gradients(grads, self._views)
+        optimizer.apply(grads, views)
+        self._step.assign_add(1)
+        return losses
+
+    def _worker_steps(self, iterator):
+        totals = None
+        for _ in tf.range(self.steps_per_execution):
+            losses = self.strategy.run(self._replica_step, args=(next(iterator),))
+            totals = losses if totals is None else {k: totals[k] + v for k, v in losses.items()}
+        return {k: v / self.steps_per_execution for k, v in totals.items()}
+
+    def fit(self, dataset_fn, steps, sync_every=None, on_sync=None):
+        """Trains until `step` reaches `steps` (a restored run continues).
+
+        Args:
+            dataset_fn: `dataset_fn(input_context) -> tf.data.Dataset` of
+                `(features, labels)` batches, run on every worker; read the
+                worker's own part of the data with
+                `input_context.input_pipeline_id` of
+                `input_context.num_input_pipelines` (`din_tf.data.input_fn`
+                does), and repeat it: a worker must not run out.
+            steps: the step count to reach (a multiple of steps_per_execution).
+            sync_every: steps between waits for every scheduled step to finish
+                (losses are then reported, checkpoints saved); None: at
+                checkpoints and at the end only. 1 with one worker makes
+                training synchronous.
+            on_sync: optional `on_sync(step, mean_losses)` called after each wait.
+
+        Returns:
+            a list of `(step, {"loss", "ctr_loss", "aux_loss", "reg_loss"})`,
+            the mean of each term over the steps since the previous entry.
+        """
+        if not isinstance(steps, int) or steps < 0 or steps % self.steps_per_execution:
+            raise ValueError(f"Invalid steps={steps!r}; expected a non-negative multiple "
+                             f"of steps_per_execution={self.steps_per_execution}.")
+        per_worker = self.coordinator.create_per_worker_dataset(
+            lambda: self.strategy.distribute_datasets_from_function(dataset_fn))
+        iterator = iter(per_worker)
+        interval = min(x for x in (sync_every, self.checkpoint_every, steps) if x) or 1
+        interval = max(interval, self.steps_per_execution)
+        history, pending = [], []
+        step = self.step
+        while step < steps:
+            pending.append(self.coordinator.schedule(self._execute, args=(iterator,)))
+            step += self.steps_per_execution
+            if step % interval == 0 or step >= steps:
+                self.coordinator.join()
+                # Steps that ran concurrently may have counted once in the
+                # optimizer (Adam's bias correction, learning-rate schedules).
+                self.model.optimizer.iterations.assign(self._step)
+                means = {k: float(np.mean([p.fetch()[k] for p in pending]))
+                         for k in pending[0].fetch()}
+                pending = []
+                history.append((step, means))
+                if on_sync is not None:
+                    on_sync(step, means)
+                if self.checkpoint_manager is not None and (
+                        step >= steps or (self.checkpoint_every
+                                          and step % self.checkpoint_every == 0)):
+                    self.checkpoint_manager.save(checkpoint_number=step)
+        return history
+
+    def local_model(self):
+        """A copy of the model with every weight on this process (sharded
+        tables concatenated), outside any strategy: evaluate it, export it
+        (`din_tf.export.export_saved_model`), or save it like any model."""
+        if tf.distribute.has_strategy():
+            raise RuntimeError("ParameterServerTrainer.local_model: call it outside "
+                               "strategy.scope(), or its weights would be created on the "
+                               "parameter servers again.")
+        copy = type(self.model).from_config(self.model.get_config())
+        copy.build()
+        if len(copy.weights) != len(self.model.weights):
+            raise RuntimeError(f"{type(self.model).__name__}: the copy has {len(copy.weights)} "
+                               f"weights, the trained model {len(self.model.weights)}.")
+        for target, source in zip(copy.weights, self.model.weights):
+            target.assign(read_whole(source))
+        return copy
+
+
+def read_whole(variable):
+    """The value of a (Keras) variable as one NumPy array, shards concatenated."""
+    value = variable.value if isinstance(variable, keras.Variable) else variable
+    if isinstance(value, _ShardedVariable):
+        return np.concatenate([shard.numpy() for shard in value.variables], axis=0)
+    return value.numpy()
+
+
+def shard_views(variables, strategy):
+    """(TensorFlow variables, Keras views): one entry per shard of each sharded
+    variable, and each other variable as itself.
+
+    A view is a Keras variable over the existing TensorFlow variable (a
+    variable creator hands it the shard instead of creating one), for the
+    optimizer to keep one slot per shard, beside it.
+    """
+    tf_variables, views = [], []
+    with strategy.scope():
+        for variable in variables:
+            value = variable.value
+            if not isinstance(value, _ShardedVariable):
+                tf_variables.append(value)
+                views.append(variable)
+                continue
+            for index, shard in enumerate(value.variables):
+                tf_variables.append(shard)
+                views.append(_view(shard, f"{variable.path.replace('/', '.')}.part_{index}",
+                                   variable.trainable))
+    return tf_variables, views
+
+
+def _view(variable, name, trainable):
+    def hand_over(next_creator, **kwargs):
+        del next_creator, kwargs
+        return variable
+
+    with tf.variable_creator_scope(hand_over):
+        return keras.Variable(initializer="zeros", shape=variable.shape, dtype=variable.dtype,
+                              trainable=trainable, name=name)

@@ -1,0 +1,195 @@
+"""Chief programs that tests/test_parameter_server.py runs in fresh processes
+(the chief connects to the cluster before anything else in TF runs).
+
+    TF_CONFIG=<chief> python -m tests._ps_jobs train|sync|checkpoint OUT.npz [ARGS]
+
+Workers and parameter servers are `python -m din_tf.cluster_task` processes the
+test starts.
+"""
+
+import json
+import os
+import sys
+import time
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+
+import numpy as np  # noqa: E402
+import tensorflow as tf  # noqa: E402
+
+# Tables of these sizes (width 18, float32: 216-288 KB) are split over both
+# parameter servers at MIN_SHARD_BYTES; the dense layers' weights (at most
+# 162 x 200 floats, 129.6 KB) stay whole.
+VOCAB = {"n_uid": 3000, "n_mid": 4000, "n_cat": 3000}
+MIN_SHARD_BYTES = 130_000
+BATCH = 32
+HISTORY = 6
+SYNC_STEPS = 4
+
+
+def make_batch(seed, n_uid=VOCAB["n_uid"], n_mid=VOCAB["n_mid"], n_cat=VOCAB["n_cat"]):
+    """A batch with a learnable signal (tests/models/conftest.make_batch over
+    this module's vocabularies); item ids are drawn from a few hundred so rows
+    repeat within and across batches."""
+    from tests.models.conftest import make_batch as batch
+    features, labels = batch(n=BATCH, steps=HISTORY, n_users=n_uid, n_items=300,
+                             n_categories=min(n_cat, 8), seed=seed)
+    return features, labels
+
+
+def dataset_fn(input_context):
+    """Worker `input_pipeline_id`'s batches: seeds id, id + workers, ...: each
+    worker reads its own part, forever."""
+    first = input_context.input_pipeline_id
+    stride = input_context.num_input_pipelines
+    batches = [make_batch(seed) for seed in range(first, 64, stride)]
+    features = {k: np.stack([b[0][k] for b in batches]) for k in batches[0][0]}
+    labels = np.stack([b[1] for b in batches])
+    return tf.data.Dataset.from_tensor_slices((features, labels)).repeat()
+
+
+def sync_batches():
+    """What one worker reads first: batches with seeds 0, 1, 2, ..."""
+    return [make_batch(seed) for seed in range(SYNC_STEPS)]
+
+
+# -- models ---------------------------------------------------------------------
+
+def build(name):
+    """(model, compile arguments) for each configuration under test."""
+    import keras
+    from din_tf import models, training
+    frequencies = {"mid_embedding": np.arange(VOCAB["n_mid"]) % 7 + 1}
+    if name == "din_rows":   # DIEN repo's DIN: LazyAdam row updates, MBA L2
+        return (models.DIN(**VOCAB, activation="prelu"),
+                dict(optimizer=training.LazyAdam(0.01), embedding_update="rows",
+                     regularizer=training.MiniBatchAwareL2(1e-4, frequencies)))
+    if name == "dien_dense":  # DIEN: auxiliary loss, dense TF1 Adam, MBA L2
+        return (models.DIEN(**VOCAB, activation="prelu"),
+                dict(optimizer=training.FusedAdam(0.01), embedding_update="dense",
+                     regularizer=training.MiniBatchAwareL2(1e-4, frequencies)))
+    if name == "din_repo_sgd":  # DIN repo's DIN: plain SGD rows, clipping as coded
+        return (models.DINRepoModel(VOCAB["n_mid"], VOCAB["n_cat"], kind="din",
+                                    item_dim=18, category_dim=18),
+                dict(optimizer=keras.optimizers.SGD(1.0), embedding_update="rows",
+                     gradient_clip_norm=0.05))
+    if name == "dnn_adagrad":  # DNN: Adagrad slots beside their shards
+        return (models.DNN(**VOCAB),
+                dict(optimizer=keras.optimizers.Adagrad(0.1), embedding_update="rows"))
+    raise ValueError(name)
+
+
+def _strategy():
+    from din_tf.distribute import make_strategy
+    return make_strategy("parameter_server", min_shard_bytes=MIN_SHARD_BYTES)
+
+
+def _sharding(model):
+    """{weight path: [device of each shard]} for the sharded weights."""
+    from din_tf.parameter_server import _ShardedVariable
+    return {w.path: [s.device for s in w.value.variables] for w in model.weights
+            if isinstance(w.value, _ShardedVariable)}
+
+
+# -- jobs -----------------------------------------------------------------------
+
+def train(out, name, steps):
+    """Async training on every worker: losses, sharding, an evaluation of the
+    gathered model and an export of it."""
+    import keras
+    from din_tf.export import export_saved_model
+    from din_tf.parameter_server import ParameterServerTrainer
+    strategy = _strategy()
+    keras.utils.set_random_seed(1)
+    with strategy.scope():
+        model, compile_args = build(name)
+        model.compile(**compile_args)
+    trainer = ParameterServerTrainer(model, strategy, steps_per_execution=2)
+    history = trainer.fit(dataset_fn, steps=steps, sync_every=2)
+    local = trainer.local_model()
+    features, labels = make_batch(1000)
+    probability = local.predict(features, verbose=0)
+    export_dir = os.path.join(os.path.dirname(out), "export")
+    export_saved_model(local, export_dir)
+    served = tf.saved_model.load(export_dir).signatures["serving_default"]
+    inputs = {k: tf.constant(v) for k, v in features.items() if k in served.structured_input_signature[1]}
+    np.savez(out, loss=np.array([h[1]["loss"] for h in history]),
+             ctr_loss=np.array([h[1]["ctr_loss"] for h in history]),
+             aux_loss=np.array([h[1]["aux_loss"] for h in history]),
+             reg_loss=np.array([h[1]["reg_loss"] for h in history]),
+             steps=np.array([h[0] for h in history]), trained=trainer.step,
+             sharding=json.dumps(_sharding(model)), probability=probability,
+             served=next(iter(served(**inputs).values())).numpy(),
+             labels=labels, full_history=features["history_length"] == HISTORY)
+
+
+def sync(out, names):
+    """One worker, a wait after every step: the parameter-server trajectory
+    and that of one process (`model.fit` on the same batches from the same
+    initial weights), per model."""
+    import keras
+    from din_tf.parameter_server import ParameterServerTrainer, read_whole
+    strategy = _strategy()
+    batches = sync_batches()
+    results = {}
+    for name in names.split(","):
+        keras.utils.set_random_seed(2)
+        local, compile_args = build(name)
+        initial = [w.numpy() for w in local.weights]
+        local.compile(**compile_args)
+        with strategy.scope():
+            model, compile_args = build(name)
+            model.compile(**compile_args)
+        for w, value in zip(model.weights, initial):
+            w.assign(value)
+        trainer = ParameterServerTrainer(model, strategy)
+        history = trainer.fit(dataset_fn, steps=SYNC_STEPS, sync_every=1)
+        reference = [local.train_on_batch(*batch, return_dict=True) for batch in batches]
+        results[f"{name}/ps_loss"] = np.array([h[1]["loss"] for h in history])
+        results[f"{name}/one_loss"] = np.array([r["loss"] for r in reference])
+        for i, (a, b) in enumerate(zip(model.weights, local.weights)):
+            results[f"{name}/ps_weight/{i}"] = read_whole(a)
+            results[f"{name}/one_weight/{i}"] = b.numpy()
+            results[f"{name}/initial/{i}"] = initial[i]
+        results[f"{name}/sharding"] = json.dumps(_sharding(model))
+    np.savez(out, **results)
+
+
+def checkpoint(out, directory, steps, signal_file):
+    """Trains to `steps` with checkpoints every 4 steps, restoring first from
+    `directory` if it holds one. Writes `signal_file` once the first half is
+    done (the test then kills a worker) and waits for the test's go-ahead."""
+    import keras
+    from din_tf.parameter_server import ParameterServerTrainer, read_whole
+    strategy = _strategy()
+    keras.utils.set_random_seed(3)
+    with strategy.scope():
+        model, compile_args = build("din_rows")
+        model.compile(**compile_args)
+    trainer = ParameterServerTrainer(model, strategy, checkpoint_dir=directory,
+                                     checkpoint_every=4)
+    restored = trainer.step
+    history = []
+    if signal_file:
+        history += trainer.fit(dataset_fn, steps=steps // 2, sync_every=4)
+        with open(signal_file + ".tmp", "w") as f:
+            f.write(str(trainer.step))
+        os.replace(signal_file + ".tmp", signal_file)
+        while not os.path.exists(signal_file + ".go"):
+            time.sleep(0.1)
+    history += trainer.fit(dataset_fn, steps=steps, sync_every=4)
+    np.savez(out, restored=restored, trained=trainer.step,
+             loss=np.array([h[1]["loss"] for h in history]),
+             **{f"weight/{i}": read_whole(w) for i, w in enumerate(model.weights)})
+
+
+if __name__ == "__main__":
+    job, out, *args = sys.argv[1:]
+    if job == "train":
+        train(out, args[0], int(args[1]))
+    elif job == "sync":
+        sync(out, args[0])
+    elif job == "checkpoint":
+        checkpoint(out, args[0], int(args[1]), args[2] if len(args) > 2 else "")
+    else:
+        raise SystemExit(f"unknown job {job!r}")
