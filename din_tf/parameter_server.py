@@ -91,9 +91,16 @@ class ParameterServerTrainer:
             # counter adds atomically on its parameter server.
             self._step = tf.Variable(0, dtype=tf.int64, trainable=False, name="trained_steps")
         self._execute = tf.function(self._worker_steps)
+        self._dataset_fn = self._iterator = None
         self.checkpoint_manager = None
         if checkpoint_dir is not None:
-            checkpoint = tf.train.Checkpoint(model=model, optimizer=model.optimizer,
+            # The TensorFlow variables, not the Keras ones: a Keras variable
+            # saves the variable behind it as one tensor, which a
+            # ShardedVariable is not ("'ShardedVariable' object has no
+            # attribute 'device'"); a ShardedVariable saves itself as slices of
+            # one full variable.
+            weights = {weight.path.replace("/", "."): weight.value for weight in model.weights}
+            checkpoint = tf.train.Checkpoint(weights=weights, optimizer=model.optimizer,
                                              step=self._step)
             self.checkpoint_manager = tf.train.CheckpointManager(
                 checkpoint, checkpoint_dir, max_to_keep=max_to_keep)
@@ -136,7 +143,9 @@ class ParameterServerTrainer:
                 worker's own part of the data with
                 `input_context.input_pipeline_id` of
                 `input_context.num_input_pipelines` (`din_tf.data.input_fn`
-                does), and repeat it: a worker must not run out.
+                does), and repeat it: a worker must not run out. Each worker
+                builds it once; a later `fit` with the same `dataset_fn`
+                continues where the previous one stopped.
             steps: the step count to reach (a multiple of steps_per_execution).
             sync_every: steps between waits for every scheduled step to finish
                 (losses are then reported, checkpoints saved); None: at
@@ -151,9 +160,11 @@ class ParameterServerTrainer:
         if not isinstance(steps, int) or steps < 0 or steps % self.steps_per_execution:
             raise ValueError(f"Invalid steps={steps!r}; expected a non-negative multiple "
                              f"of steps_per_execution={self.steps_per_execution}.")
-        per_worker = self.coordinator.create_per_worker_dataset(
-            lambda: self.strategy.distribute_datasets_from_function(dataset_fn))
-        iterator = iter(per_worker)
+        if dataset_fn is not self._dataset_fn:
+            per_worker = self.coordinator.create_per_worker_dataset(
+                lambda: self.strategy.distribute_datasets_from_function(dataset_fn))
+            self._dataset_fn, self._iterator = dataset_fn, iter(per_worker)
+        iterator = self._iterator
         interval = min(x for x in (sync_every, self.checkpoint_every, steps) if x) or 1
         interval = max(interval, self.steps_per_execution)
         history, pending = [], []

@@ -58,7 +58,10 @@ class TrainerConfig:
 
 @dataclasses.dataclass
 class RuntimeConfig:
-    strategy: str = "default"       # "default", "one_device", "mirrored", "multi_worker"
+    strategy: str = "default"       # "default", "one_device", "mirrored", "multi_worker",
+                                    # "parameter_server" (run on the chief, docs/distribute.md)
+    min_shard_bytes: Optional[int] = None  # parameter_server: variables above this many
+                                    # bytes are split in row shards (None: 1 MiB)
     seed: int = 3                   # the DIEN repo's SEED
     jit_compile: bool = False
     mixed_precision: bool = False

@@ -178,6 +178,10 @@ def _validate_trainer(trainer, embedding_updates):
 
 def _validate_runtime(runtime, strategies):
     _choice("runtime.strategy", runtime.strategy, strategies)
+    _int_at_least("runtime.min_shard_bytes", runtime.min_shard_bytes, 1, optional=True)
+    if runtime.min_shard_bytes is not None and runtime.strategy != "parameter_server":
+        _fail("runtime.min_shard_bytes", runtime.min_shard_bytes,
+              "null unless runtime.strategy is 'parameter_server' (only it splits variables)")
     _int_at_least("runtime.seed", runtime.seed, 0)
     _boolean("runtime.jit_compile", runtime.jit_compile)
     _boolean("runtime.mixed_precision", runtime.mixed_precision)

@@ -144,15 +144,32 @@ def training_epoch(data, data_cfg, with_negatives, seed, epoch, steps_per_epoch)
     endless stream of such passes into `steps_per_epoch`-batch pieces: epoch e
     is batches [e * steps, (e + 1) * steps) of the stream.
     """
-    sampler = data.sampler if with_negatives else None
-    # The original sorts by the full history length, before truncation.
-    train_batches = (dien_iterator_batches(data.train.history_length,
-                                           data_cfg.train_batch_size)
-                     if data_cfg.batching == "dien_iterator" else None)
-    common = dict(maxlen=data_cfg.maxlen, negatives=sampler, shuffle=data_cfg.shuffle,
-                  seed=seed, bucket_boundaries=data_cfg.bucket_boundaries,
-                  batches=train_batches)
+    common = _training_options(data, data_cfg, with_negatives, seed)
     if steps_per_epoch is None:
         return make_dataset(data.train, data_cfg.train_batch_size, pass_index=epoch, **common)
     return make_dataset(data.train, data_cfg.train_batch_size, pass_index=0, repeat=True,
                         skip_batches=epoch * steps_per_epoch, **common)
+
+
+def worker_stream(data, data_cfg, with_negatives, seed):
+    """`dataset_fn(input_context)` for training on parameter servers: worker i
+    of n reads the endless stream of passes over rows i, i + n, ... (each pass
+    in its own order, drawn from (seed, pass))."""
+    common = _training_options(data, data_cfg, with_negatives, seed)
+
+    def dataset_fn(input_context):
+        return make_dataset(data.train, data_cfg.train_batch_size, pass_index=0, repeat=True,
+                            num_shards=input_context.num_input_pipelines,
+                            shard_index=input_context.input_pipeline_id, **common)
+
+    return dataset_fn
+
+
+def _training_options(data, data_cfg, with_negatives, seed):
+    # The original sorts by the full history length, before truncation.
+    train_batches = (dien_iterator_batches(data.train.history_length,
+                                           data_cfg.train_batch_size)
+                     if data_cfg.batching == "dien_iterator" else None)
+    return dict(maxlen=data_cfg.maxlen, negatives=data.sampler if with_negatives else None,
+                shuffle=data_cfg.shuffle, seed=seed,
+                bucket_boundaries=data_cfg.bucket_boundaries, batches=train_batches)

@@ -189,3 +189,17 @@ def training_epoch(data, data_cfg, with_negatives, seed, epoch, steps_per_epoch)
     return make_log_dataset(data.train, data.encoder, data_cfg.train_batch_size,
                             pass_index=0, repeat=True,
                             skip_batches=epoch * steps_per_epoch, **common)
+
+
+def worker_stream(data, data_cfg, with_negatives, seed):
+    """`dataset_fn(input_context)` for parameter servers: worker i of n reads
+    the endless stream of passes over its shard of the training rows (see
+    `experiments.inputs.worker_stream`)."""
+    def dataset_fn(input_context):
+        return make_log_dataset(data.train, data.encoder, data_cfg.train_batch_size,
+                                pass_index=0, repeat=True, with_negatives=with_negatives,
+                                shuffle=data_cfg.shuffle, seed=seed,
+                                num_shards=input_context.num_input_pipelines,
+                                shard_index=input_context.input_pipeline_id)
+
+    return dataset_fn

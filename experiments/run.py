@@ -42,8 +42,10 @@ flags.DEFINE_string("model_dir", None, "Where checkpoints, logs and exports go "
 flags.DEFINE_enum("mode", "train_and_eval", ["train", "eval", "train_and_eval", "export"],
                   "What to run.")
 flags.DEFINE_bool("export", True, "With --mode=train_and_eval: also export a SavedModel.")
-flags.DEFINE_enum("strategy", None, ["default", "one_device", "mirrored", "multi_worker"],
-                  "tf.distribute strategy (runtime.strategy).")
+flags.DEFINE_enum("strategy", None, ["default", "one_device", "mirrored", "multi_worker",
+                                     "parameter_server"],
+                  "tf.distribute strategy (runtime.strategy); parameter_server: run this on "
+                  "the chief, `python -m din_tf.cluster_task` on workers and PS.")
 flags.DEFINE_integer("seed", None, "Random seed (runtime.seed).")
 flags.DEFINE_bool("jit_compile", None, "XLA-compile the training step (runtime.jit_compile).")
 flags.DEFINE_bool("mixed_precision", None, "mixed_float16 policy (runtime.mixed_precision).")

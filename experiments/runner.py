@@ -48,7 +48,12 @@ def run(cfg, model_dir, mode="train_and_eval", export=True):
     keras.utils.set_random_seed(cfg.runtime.seed)
     if cfg.runtime.mixed_precision:
         keras.mixed_precision.set_global_policy("mixed_float16")
-    strategy = _strategy(cfg.runtime.strategy)
+    training_run = mode in ("train", "train_and_eval")
+    on_parameter_servers = cfg.runtime.strategy == "parameter_server"
+    # Evaluating or exporting a parameter-server run reads its saved weights
+    # on this process: no cluster needed.
+    strategy = (_strategy(cfg.runtime) if training_run or not on_parameter_servers
+                else tf.distribute.get_strategy())
     source = _data_source(cfg)
     data = source.load(cfg.data, os.path.join(model_dir, "prepared_data"))
     with strategy.scope():
@@ -61,7 +66,10 @@ def run(cfg, model_dir, mode="train_and_eval", export=True):
     test = TestSet(test_ds, test_order, data, cfg.evaluation.scoring)
     results = {}
     last_epoch = None  # the final epoch's test results, when this process trained it
-    if mode in ("train", "train_and_eval"):
+    if training_run and on_parameter_servers:
+        last_epoch, model = _train_on_parameter_servers(model, cfg, model_dir, test,
+                                                        evaluate=mode != "train")
+    elif training_run:
         last_epoch = _train(model, cfg, model_dir, test, evaluate=mode != "train")
     else:
         _restore(model, model_dir)
@@ -101,9 +109,11 @@ def _build_model(cfg, data):
                             n_categories=data.n_categories, **cfg.model.options)
 
 
-def _strategy(name):
+def _strategy(runtime):
     from din_tf.distribute import make_strategy
-    return make_strategy(name)
+    if runtime.strategy == "parameter_server":
+        return make_strategy(runtime.strategy, min_shard_bytes=runtime.min_shard_bytes)
+    return make_strategy(runtime.strategy)
 
 
 def _check_model_options(cfg):
@@ -285,6 +295,103 @@ def _train(model, cfg, model_dir, test, evaluate):
     atomic_files.write_weights(model, os.path.join(model_dir, "final.weights.h5"))
     _write_json(state_path, {"completed_epochs": epochs})
     return epoch_evaluation.last_results if epoch_evaluation is not None else None
+
+
+def _train_on_parameter_servers(model, cfg, model_dir, test, evaluate):
+    """`_train` on a parameter-server cluster (this process is the chief):
+    returns (the final epoch's test results or None, the trained model as a
+    local copy with every weight on this process, for evaluation and export).
+
+    Workers train asynchronously, each reading its own shard of the training
+    rows (`worker_stream`); an epoch is `steps_per_epoch` steps of all workers
+    together (default: the training rows / train_batch_size). After each
+    epoch the chief gathers the weights, evaluates and writes the same files
+    as `_train` (metrics, per-epoch weights). A restarted chief resumes from
+    the cluster checkpoint of the last finished epoch (`ps_checkpoints/`:
+    weights, optimizer slots, step); asynchronous training is not
+    bit-reproducible, so unlike `_train` the resumed run is not identical to
+    an uninterrupted one."""
+    from din_tf.parameter_server import ParameterServerTrainer
+    data = test.data
+    state_path = os.path.join(model_dir, "state.json")
+    epochs = cfg.trainer.epochs
+    if os.path.exists(state_path):
+        with open(state_path, encoding="utf-8") as f:
+            done = json.load(f)["completed_epochs"]
+        if done >= epochs:
+            logging.info("model_dir already holds %d trained epochs; skipping training", done)
+            local = _local_model(model, cfg, data)
+            _restore(local, model_dir)
+            return None, local
+    per_execution = cfg.trainer.steps_per_execution
+    steps_per_epoch = cfg.trainer.steps_per_epoch or -(-len(data.train) //
+                                                       cfg.data.train_batch_size)
+    steps_per_epoch = -(-steps_per_epoch // per_execution) * per_execution
+    # Read before the trainer restores a checkpoint (which holds a later
+    # epoch's rate).
+    initial_rate = float(keras.ops.convert_to_numpy(model.optimizer.learning_rate))
+    trainer = ParameterServerTrainer(
+        model, model.distribute_strategy, checkpoint_dir=os.path.join(model_dir, "ps_checkpoints"),
+        checkpoint_every=steps_per_epoch, steps_per_execution=per_execution)
+    first_epoch = trainer.step // steps_per_epoch
+    if first_epoch:
+        logging.info("resuming after epoch %d (step %d) from the cluster checkpoint",
+                     first_epoch, trainer.step)
+    halving = (training.HalveLearningRateEachEpoch(initial_learning_rate=initial_rate)
+               if cfg.trainer.halve_lr_each_epoch else None)
+    epoch_evaluation = EpochEvaluation(test, model_dir) if evaluate else None
+    dataset_fn = _data_source(cfg).worker_stream(data, cfg.data, model.uses_aux_loss,
+                                                 cfg.runtime.seed)
+    checkpoint_dir = os.path.join(model_dir, "checkpoints")
+    atomic_files.remove_partials(checkpoint_dir)
+    atomic_files.remove_partials(model_dir)
+    local = None
+    for epoch in range(first_epoch, epochs):
+        if halving is not None:
+            model.optimizer.learning_rate = halving.learning_rate(epoch)
+
+        def report(step, losses, epoch=epoch):
+            print(f"epoch {epoch + 1}: step {step - epoch * steps_per_epoch}/"
+                  f"{steps_per_epoch}: " + ", ".join(f"{k}={v:.4f}" for k, v in losses.items()),
+                  flush=True)
+
+        history = trainer.fit(dataset_fn, steps=(epoch + 1) * steps_per_epoch,
+                              sync_every=max(per_execution, steps_per_epoch // 10),
+                              on_sync=report)
+        local = _local_model(model, cfg, data, trainer)
+        if epoch_evaluation is not None:
+            epoch_evaluation.set_model(local)
+            epoch_evaluation.on_epoch_end(epoch, _epoch_logs(history, epoch * steps_per_epoch))
+        atomic_files.write_weights(
+            local, os.path.join(checkpoint_dir, f"epoch_{epoch + 1:03d}.weights.h5"))
+    if local is None:
+        local = _local_model(model, cfg, data, trainer)
+    atomic_files.write_weights(local, os.path.join(model_dir, "final.weights.h5"))
+    _write_json(state_path, {"completed_epochs": epochs})
+    return (epoch_evaluation.last_results if epoch_evaluation is not None else None), local
+
+
+def _local_model(model, cfg, data, trainer=None):
+    """The model on this process, compiled as configured (for its losses in
+    evaluation): the trainer's gathered copy, or an untrained one to restore
+    saved weights into."""
+    if trainer is not None:
+        local = trainer.local_model()
+    else:
+        local = type(model).from_config(model.get_config())
+        local.build()
+    _compile(local, cfg, data)
+    return local
+
+
+def _epoch_logs(history, first_step):
+    """The step-weighted mean of each loss term over an epoch's `fit` history
+    (entries `(step reached, mean losses since the previous entry)`)."""
+    if not history:
+        return {}
+    steps = np.diff([first_step] + [step for step, _ in history])
+    return {k: float(np.average([h[k] for _, h in history], weights=steps))
+            for k in history[0][1]}
 
 
 PAUSE_MID_SECOND_EPOCH = "mid_second_epoch"

@@ -221,3 +221,45 @@ def test_cluster_task_rejects_a_bad_tf_config():
     assert process.returncode == 2 and "Traceback" not in process.stderr
     assert "TF_CONFIG is not set" in process.stderr
     assert MIN_SHARD_BYTES > 0
+
+
+def test_runner_trains_evaluates_and_exports_on_parameter_servers(cluster_factory, tmp_path,
+                                                                  processed_dir):
+    """`python -m experiments.run --strategy=parameter_server` on the chief:
+    two epochs on the bundled data (tables split over both PS), an evaluation
+    per epoch, a SavedModel that serves what `--mode=eval` (no cluster) scores
+    from the saved weights, and a second start that finds the run finished."""
+    cluster = cluster_factory(workers=2, ps=2)
+    model_dir = str(tmp_path / "run")
+    override = json.dumps({
+        "data": {"processed_dir": processed_dir, "train_batch_size": 64,
+                 "eval_batch_size": 1024},
+        "trainer": {"epochs": 2, "steps_per_epoch": 6, "steps_per_execution": 2,
+                    "optimizer": "lazy_adam", "embedding_update": "rows",
+                    "mba_strength": 1e-5},
+        "runtime": {"min_shard_bytes": 4096}})
+    args = ["-m", "experiments.run", "--experiment=dien_repo/DIEN@dien",
+            "--strategy=parameter_server", f"--model_dir={model_dir}",
+            f"--params_override={override}"]
+    environment = cluster._environment("chief", 0)
+    chief = subprocess.Popen([sys.executable, *args], cwd=ROOT, env=environment,
+                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    out = _finish(chief)
+    assert "epoch 2: step 6/6" in out, out[-3000:]
+    history = json.load(open(os.path.join(model_dir, "metrics.json")))
+    assert [row["epoch"] for row in history] == [1, 2]
+    for row in history:
+        assert row["reg_loss"] > 0 and row["aux_loss"] > 0 and 0 < row["test_auc"] < 1
+    trained = json.load(open(os.path.join(model_dir, "eval.json")))
+    assert trained["auc"] == history[-1]["test_auc"]
+    assert os.path.exists(os.path.join(model_dir, "export", "1", "saved_model.pb"))
+    assert sorted(os.listdir(os.path.join(model_dir, "checkpoints"))) == [
+        "epoch_001.weights.h5", "epoch_002.weights.h5"]
+
+    # --mode=eval reads final.weights.h5 on one process: no cluster, same AUC.
+    alone = {k: v for k, v in environment.items() if k != "TF_CONFIG"}
+    evaluation = subprocess.run([sys.executable, *args, "--mode=eval"], cwd=ROOT, env=alone,
+                                capture_output=True, text=True, timeout=TIMEOUT)
+    assert evaluation.returncode == 0, evaluation.stdout[-3000:] + evaluation.stderr[-3000:]
+    again = json.load(open(os.path.join(model_dir, "eval.json")))
+    np.testing.assert_allclose(again["auc"], trained["auc"], rtol=1e-6)
