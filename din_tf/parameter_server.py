@@ -143,7 +143,9 @@ class ParameterServerTrainer:
                 worker's own part of the data with
                 `input_context.input_pipeline_id` of
                 `input_context.num_input_pipelines` (`din_tf.data.input_fn`
-                does), and repeat it: a worker must not run out. Each worker
+                does), and repeat it: a worker must not run out. Build the
+                dataset inside the function (a dataset made on this process
+                cannot be sent to a worker). Each worker
                 builds it once; a later `fit` with the same `dataset_fn`
                 continues where the previous one stopped.
             steps: the step count to reach (a multiple of steps_per_execution).

@@ -1,7 +1,7 @@
 """Chief programs that tests/test_parameter_server.py runs in fresh processes
 (the chief connects to the cluster before anything else in TF runs).
 
-    TF_CONFIG=<chief> python -m tests._ps_jobs train|sync|checkpoint OUT.npz [ARGS]
+    TF_CONFIG=<chief> python -m tests._ps_jobs train|sync|every_model|checkpoint OUT.npz [ARGS]
 
 Workers and parameter servers are `python -m din_tf.cluster_task` processes the
 test starts.
@@ -183,12 +183,53 @@ def checkpoint(out, directory, steps, signal_file):
              **{f"weight/{i}": read_whole(w) for i, w in enumerate(model.weights)})
 
 
+def every_model(out, steps):
+    """Every model of the zoo (their original configurations: optimizer,
+    embedding update, clipping, Dice) and a schema-built DIEN with side
+    features: `steps` asynchronous steps, then the gathered model's
+    predictions. Small tables and a small shard size (logistic regression's
+    width-1 tables split too, and so do the larger dense weights)."""
+    import keras
+    from din_tf import models
+    from din_tf.distribute import make_strategy
+    from din_tf.parameter_server import ParameterServerTrainer
+    from tests.models.test_schema_models import side_feature_batch, side_feature_schema
+    strategy = make_strategy("parameter_server", min_shard_bytes=MIN_SHARD_BYTES // 100)
+    vocab = dict(n_users=VOCAB["n_uid"] // 10, n_items=VOCAB["n_mid"] // 10,
+                 n_categories=VOCAB["n_cat"] // 10)
+    features, labels = make_batch(0, n_uid=vocab["n_users"], n_mid=vocab["n_items"],
+                                  n_cat=vocab["n_categories"])
+    schema = side_feature_schema()
+    schema_features, schema_labels = side_feature_batch(schema, n=BATCH)
+    results = {}
+    for name in [*models.MODELS, "schema/DIEN"]:
+        keras.utils.set_random_seed(4)
+        batch = (schema_features, schema_labels) if name.startswith("schema/") \
+            else (features, labels)
+        with strategy.scope():
+            model = (models.get_model("dien_repo/DIEN", schema=schema, activation="prelu")
+                     if name.startswith("schema/") else models.get_model(name, **vocab))
+            model.compile()  # the original optimizer and embedding update
+        trainer = ParameterServerTrainer(model, strategy)
+        history = trainer.fit(
+            lambda context, batch=batch: tf.data.Dataset.from_tensors(batch).repeat(),
+            steps=steps)
+        local = trainer.local_model()
+        results[f"{name}/loss"] = np.array([h[1]["loss"] for h in history])
+        results[f"{name}/trained"] = trainer.step
+        results[f"{name}/sharded"] = len(_sharding(model))
+        results[f"{name}/probability"] = np.asarray(local.predict(batch[0], verbose=0))
+    np.savez(out, **results)
+
+
 if __name__ == "__main__":
     job, out, *args = sys.argv[1:]
     if job == "train":
         train(out, args[0], int(args[1]))
     elif job == "sync":
         sync(out, args[0])
+    elif job == "every_model":
+        every_model(out, int(args[0]))
     elif job == "checkpoint":
         checkpoint(out, args[0], int(args[1]), args[2] if len(args) > 2 else "")
     else:

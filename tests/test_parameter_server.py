@@ -165,6 +165,24 @@ def test_one_synchronous_worker_equals_one_process(sync_runs, name):
     assert moved > 1e-3
 
 
+def test_every_model_trains_on_parameter_servers(cluster_factory, tmp_path):
+    """Every model in `din_tf.models.MODELS` with its original optimizer and
+    embedding update (dense Adam, SGD with clipping, Dice in training), and a
+    DIEN over a feature schema: steps on 2 workers, tables sharded, finite
+    losses, and the gathered model predicts."""
+    from din_tf import models
+    cluster = cluster_factory(workers=2, ps=2)
+    out = str(tmp_path / "every.npz")
+    _finish(cluster.chief("every_model", out, "4"))
+    result = np.load(out)
+    for name in [*models.MODELS, "schema/DIEN"]:
+        assert int(result[f"{name}/trained"]) == 4, name
+        assert int(result[f"{name}/sharded"]) >= 1, name
+        assert np.all(np.isfinite(result[f"{name}/loss"])), name
+        probability = result[f"{name}/probability"].reshape(-1)
+        assert np.all((probability > 0) & (probability < 1)), name
+
+
 def test_killed_worker_is_survived_and_checkpoint_resumes(cluster_factory, tmp_path):
     """SIGKILL one of two workers mid-run, then start it again (as a cluster
     manager restarts a task): the coordinator reschedules the lost steps and
