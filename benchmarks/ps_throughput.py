@@ -93,7 +93,7 @@ def estimate_bytes_per_step(tables, dense_elements):
     Each table's distinct rows are read (4 bytes per float) and their gradient
     written back as slices (4 bytes per float, 8 per int64 row index); each
     dense weight is read and its gradient sent (4 bytes per element each way).
-    Pass distinct rows for the brief's lower bound, or every id looked up
+    Pass distinct rows for a lower bound, or every id looked up
     (repeats included) for what the gathers and gradient slices carry. The
     optimizer's slots move nothing: its update runs on the parameter server.
 
