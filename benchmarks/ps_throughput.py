@@ -10,18 +10,21 @@ and the bytes the cluster moves per step, measured and estimated.
 
 | item | what it is |
 | --- | --- |
-| config | WORKERSxPS, e.g. 2x1: two workers, one parameter server (and one chief) |
-| model | `dien_repo/DIN` or `dien_repo/DIEN`, Books-size vocabularies (543,060 users, 367,983 items, 1,601 categories), width 18 |
-| training | fast mode: `din_tf.training.LazyAdam(1e-3)`, `embedding_update="rows"`; tables above `--min_shard_bytes` split in row shards over the PS |
-| data | synthetic, made on each worker: ids uniform in 1..vocabulary-1, every row of length T, 5 negatives per step, labels 0/1; 16 batches per worker, repeated |
-| warm-up | `--warmup` steps per worker (at least two calls per worker, so each worker has its function before timing), untimed |
-| timed | `ParameterServerTrainer.fit(..., sync_every=steps)` over `--steps` steps (counted over all workers; the new per-worker dataset of that call included) |
-| examples/s | steps x batch / seconds of the timed fit |
-| measured MB/step | received bytes of `lo` (/proc/net/dev) over the timed fit / steps: every gRPC byte of the cluster, both directions once, plus anything else on loopback |
-| estimated MB/step | `estimate_bytes_per_step`: per table, distinct rows of a batch x width x 4 read plus the same written as gradient slices with int64 indices; every trainable dense weight read and its gradient sent, 4 bytes each way |
-| ... with repeated rows | the same formula over every id looked up, repeats included: what the code moves, since each gather and the tape's gradient slices carry one row per id, and the optimizer's update (merging repeats, LazyAdam's moments) runs beside the variable on its parameter server (the strategy colocates it) |
+| config | WORKERSxPS: workers x parameter servers, plus one chief |
+| model | `dien_repo/DIN` or `dien_repo/DIEN`, Books vocabularies, width 18 |
+| training | fast mode: `LazyAdam(1e-3)`, `embedding_update="rows"` |
+| sharding | tables above `--min_shard_bytes` in row shards over the PS |
+| data | made on each worker: ids uniform in the vocabularies, length T, 16 batches repeated |
+| warm-up | `--warmup` steps per worker, at least two calls per worker, untimed |
+| timed | `fit(..., sync_every=steps)`: `--steps` steps over all workers, its datasets made |
+| examples/s | steps x batch / seconds of the timed `fit` |
+| measured | `lo` received bytes (/proc/net/dev) over the timed `fit` / steps |
+| estimated | `estimate_bytes_per_step` over the distinct rows of a batch |
+| with repeated rows | the same over every id looked up (each gather and gradient slice is per id) |
+| not counted | optimizer slots: the update runs beside its variable, on its PS |
+| caveat | loopback is shared: other traffic on this machine counts too |
 | MB | 10^6 bytes |
-| timeout | `--timeout` seconds per run: the chief is killed and the run reported as failed |
+| timeout | `--timeout` seconds per run, then every process of the run is killed |
 """
 
 import datetime
