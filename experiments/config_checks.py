@@ -182,6 +182,10 @@ def _validate_runtime(runtime, strategies):
     if runtime.min_shard_bytes is not None and runtime.strategy != "parameter_server":
         _fail("runtime.min_shard_bytes", runtime.min_shard_bytes,
               "null unless runtime.strategy is 'parameter_server' (only it splits variables)")
+    if runtime.strategy == "parameter_server" and runtime.jit_compile is True:
+        _fail("runtime.jit_compile", runtime.jit_compile,
+              "false with runtime.strategy='parameter_server' (the parameter-server trainer "
+              "does not XLA-compile its step)")
     _int_at_least("runtime.seed", runtime.seed, 0)
     _boolean("runtime.jit_compile", runtime.jit_compile)
     _boolean("runtime.mixed_precision", runtime.mixed_precision)

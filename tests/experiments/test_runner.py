@@ -60,6 +60,18 @@ def test_bad_config_input_names_the_problem(tmp_path):
         resolve_config("default", params_override="trainer")
     with pytest.raises(ValueError, match=r"config_file '.*missing.json' does not exist"):
         resolve_config("default", str(tmp_path / "missing.json"))
+    with pytest.raises(ValueError, match=r"runtime.min_shard_bytes=4096; expected null "
+                                         r"unless runtime.strategy is 'parameter_server'"):
+        resolve_config("default", params_override="runtime.min_shard_bytes=4096").validate()
+    with pytest.raises(ValueError, match=r"runtime.min_shard_bytes=0; expected null or an integer >= 1"):
+        resolve_config("default", params_override="runtime.strategy=parameter_server,"
+                       "runtime.min_shard_bytes=0").validate()
+    with pytest.raises(ValueError, match=r"runtime.jit_compile=True; expected false with "
+                                         r"runtime.strategy='parameter_server'"):
+        resolve_config("default", params_override="runtime.strategy=parameter_server,"
+                       "runtime.jit_compile=true").validate()
+    resolve_config("default", params_override="runtime.strategy=parameter_server,"
+                   "runtime.min_shard_bytes=4096").validate()
 
 
 def test_train_and_eval_writes_every_output(processed_dir, tmp_path):
