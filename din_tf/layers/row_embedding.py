@@ -66,15 +66,22 @@ class RowEmbedding(keras.layers.Layer):
     def gather(self, ids):
         """`table[ids]` for ids already in range, in the table's dtype.
 
-        A table split in row shards over parameter servers (a `ShardedVariable`
-        under `ParameterServerStrategy`) is read shard by shard, only the rows
-        asked for, and its gradient is one IndexedSlices per shard;
-        `tf.gather` would first read every shard into one tensor.
+        Under `ParameterServerStrategy` the table lives on parameter servers,
+        whole or split in row shards (a `ShardedVariable`, read shard by
+        shard). There each distinct id is read once, and the gradient holds
+        one slice per distinct row: the network carries the batch's distinct
+        rows, both ways, not one row per occurrence (`tf.gather` on a
+        `ShardedVariable` would also read every shard into one tensor first).
         """
         table = self.embeddings.value
-        if isinstance(table, tf.__internal__.distribute.ShardedVariable):
-            return tf.nn.embedding_lookup(table, ids)
-        return tf.gather(table, ids)
+        sharded = isinstance(table, tf.__internal__.distribute.ShardedVariable)
+        if not sharded and not isinstance(tf.distribute.get_strategy(),
+                                          tf.distribute.experimental.ParameterServerStrategy):
+            return tf.gather(table, ids)
+        distinct, position = tf.unique(tf.reshape(ids, [-1]))
+        rows = tf.nn.embedding_lookup(table, distinct) if sharded else tf.gather(table, distinct)
+        rows = tf.gather(rows, position)
+        return tf.reshape(rows, tf.concat([tf.shape(ids), tf.shape(rows)[1:]], axis=0))
 
     def call(self, ids):
         return ops.cast(self.gather(self.valid_ids(ids)), self.compute_dtype)
