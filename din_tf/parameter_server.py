@@ -162,11 +162,7 @@ class ParameterServerTrainer:
         if not isinstance(steps, int) or steps < 0 or steps % self.steps_per_execution:
             raise ValueError(f"Invalid steps={steps!r}; expected a non-negative multiple "
                              f"of steps_per_execution={self.steps_per_execution}.")
-        if dataset_fn is not self._dataset_fn:
-            per_worker = self.coordinator.create_per_worker_dataset(
-                lambda: self.strategy.distribute_datasets_from_function(dataset_fn))
-            self._dataset_fn, self._iterator = dataset_fn, iter(per_worker)
-        iterator = self._iterator
+        iterator = self.per_worker_iterator(dataset_fn)
         interval = min(x for x in (sync_every, self.checkpoint_every, steps) if x) or 1
         interval = max(interval, self.steps_per_execution)
         history, pending = [], []
@@ -191,6 +187,33 @@ class ParameterServerTrainer:
                     self.checkpoint_manager.save(checkpoint_number=step)
         return history
 
+    def per_worker_iterator(self, dataset_fn):
+        """The iterator over `dataset_fn`'s dataset on every worker (made once
+        per `dataset_fn`), for functions scheduled on the coordinator.
+
+        `dataset_fn` receives a `tf.distribute.InputContext` naming the worker:
+        `num_input_pipelines` is the number of workers and `input_pipeline_id`
+        this worker's index, a scalar int32 tensor. (The strategy's own
+        context says 0 of 1 on every worker, for it has no synchronous
+        replicas across workers; the index is only known when the function
+        runs on its worker.)
+        """
+        if dataset_fn is not self._dataset_fn:
+            workers = _worker_count(self.strategy)
+
+            def worker_dataset_fn(strategy_context):
+                context = tf.distribute.InputContext(
+                    num_input_pipelines=workers,
+                    input_pipeline_id=tf.distribute.coordinator
+                    .experimental_get_current_worker_index(),
+                    num_replicas_in_sync=strategy_context.num_replicas_in_sync)
+                return dataset_fn(context)
+
+            per_worker = self.coordinator.create_per_worker_dataset(
+                lambda: self.strategy.distribute_datasets_from_function(worker_dataset_fn))
+            self._dataset_fn, self._iterator = dataset_fn, iter(per_worker)
+        return self._iterator
+
     def local_model(self):
         """A copy of the model with every weight on this process (sharded
         tables concatenated), outside any strategy: evaluate it, export it
@@ -207,6 +230,17 @@ class ParameterServerTrainer:
         for target, source in zip(copy.weights, self.model.weights):
             target.assign(read_whole(source))
         return copy
+
+
+def _worker_count(strategy):
+    # The strategy keeps its cluster resolver privately (its public
+    # `cluster_resolver` is None); TF_CONFIG, as make_strategy reads it, else.
+    resolver = (getattr(strategy, "_cluster_resolver", None)
+                or tf.distribute.cluster_resolver.TFConfigClusterResolver())
+    workers = resolver.cluster_spec().as_dict().get("worker", [])
+    if not workers:
+        raise ValueError("ParameterServerTrainer: the strategy's cluster lists no workers.")
+    return len(workers)
 
 
 def read_whole(variable):

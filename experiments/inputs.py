@@ -2,12 +2,14 @@
 
 import dataclasses
 import functools
+import hashlib
 import os
 from typing import Optional
 
 import numpy as np
 
 from din_tf.data import load_dien_dir, load_din_dir, make_dataset, prepare
+from din_tf.data.row_files import read_row_files, write_row_files
 from din_tf.data.pipeline import NegativeSampler, bucketed_batches, dien_iterator_batches
 from din_tf.data.samples import Samples
 from experiments import atomic_files
@@ -151,10 +153,30 @@ def training_epoch(data, data_cfg, with_negatives, seed, epoch, steps_per_epoch)
                         skip_batches=epoch * steps_per_epoch, **common)
 
 
-def worker_stream(data, data_cfg, with_negatives, seed):
-    """`dataset_fn(input_context)` for training on parameter servers: worker i
-    of n reads the endless stream of passes over rows i, i + n, ... (each pass
-    in its own order, drawn from (seed, pass))."""
+def worker_stream(data, data_cfg, with_negatives, seed, rows_dir):
+    """`dataset_fn(input_context)` for training on parameter servers: worker
+    i of n reads an endless, reshuffled stream of its share of the rows.
+
+    Sequential batching (`data.batching="sequential"`, no buckets): the rows
+    are written once to TFRecord files in `rows_dir`
+    (`din_tf.data.write_row_files`) and worker i reads files i, i + n, ...;
+    only file names travel with the function. The DIEN repo's fixed batch
+    order (`"dien_iterator"`) and length buckets need every row's history
+    length up front: worker i then builds its batches i, i + n, ... from the
+    rows in memory, which travel to every worker inside the function (fine
+    for data of a few hundred MB; the graph limit is 2 GB).
+    """
+    if data_cfg.batching == "sequential" and not data_cfg.bucket_boundaries:
+        files = _row_files(data.train, rows_dir)
+        negatives = data.sampler if with_negatives else None
+
+        def read_files(input_context):
+            return read_row_files(files, data_cfg.train_batch_size, maxlen=data_cfg.maxlen,
+                                  negatives=negatives, shuffle=data_cfg.shuffle, seed=seed,
+                                  repeat=True, num_shards=input_context.num_input_pipelines,
+                                  shard_index=input_context.input_pipeline_id)
+
+        return read_files
     common = _training_options(data, data_cfg, with_negatives, seed)
 
     def dataset_fn(input_context):
@@ -163,6 +185,23 @@ def worker_stream(data, data_cfg, with_negatives, seed):
                             shard_index=input_context.input_pipeline_id, **common)
 
     return dataset_fn
+
+
+ROW_FILES = 64  # files of training rows: at most this many workers read a share
+
+
+def _row_files(samples, rows_dir):
+    """The training rows as files in `rows_dir/<fingerprint of the rows>`,
+    written once: a restarted chief reuses them, other data gets its own."""
+    digest = hashlib.sha256()
+    for field in dataclasses.fields(samples):
+        value = getattr(samples, field.name)
+        if value is not None:
+            digest.update(np.ascontiguousarray(value).tobytes())
+    directory = os.path.join(rows_dir, digest.hexdigest()[:16])
+    if os.path.isdir(directory) and os.listdir(directory):
+        return sorted(os.path.join(directory, name) for name in os.listdir(directory))
+    return write_row_files(samples, directory, min(ROW_FILES, len(samples)))
 
 
 def _training_options(data, data_cfg, with_negatives, seed):

@@ -340,8 +340,9 @@ def _train_on_parameter_servers(model, cfg, model_dir, test, evaluate):
     halving = (training.HalveLearningRateEachEpoch(initial_learning_rate=initial_rate)
                if cfg.trainer.halve_lr_each_epoch else None)
     epoch_evaluation = EpochEvaluation(test, model_dir) if evaluate else None
-    dataset_fn = _data_source(cfg).worker_stream(data, cfg.data, model.uses_aux_loss,
-                                                 cfg.runtime.seed)
+    dataset_fn = _data_source(cfg).worker_stream(
+        data, cfg.data, model.uses_aux_loss, cfg.runtime.seed,
+        os.path.join(model_dir, "prepared_data", "train_rows"))
     checkpoint_dir = os.path.join(model_dir, "checkpoints")
     atomic_files.remove_partials(checkpoint_dir)
     atomic_files.remove_partials(model_dir)

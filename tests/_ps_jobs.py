@@ -1,7 +1,7 @@
 """Chief programs that tests/test_parameter_server.py runs in fresh processes
 (the chief connects to the cluster before anything else in TF runs).
 
-    TF_CONFIG=<chief> python -m tests._ps_jobs train|sync|every_model|checkpoint OUT.npz [ARGS]
+    TF_CONFIG=<chief> python -m tests._ps_jobs train|sync|every_model|input_shards|checkpoint OUT.npz [ARGS]
 
 Workers and parameter servers are `python -m din_tf.cluster_task` processes the
 test starts.
@@ -40,12 +40,11 @@ def make_batch(seed, n_uid=VOCAB["n_uid"], n_mid=VOCAB["n_mid"], n_cat=VOCAB["n_
 def dataset_fn(input_context):
     """Worker `input_pipeline_id`'s batches: seeds id, id + workers, ...: each
     worker reads its own part, forever."""
-    first = input_context.input_pipeline_id
-    stride = input_context.num_input_pipelines
-    batches = [make_batch(seed) for seed in range(first, 64, stride)]
+    batches = [make_batch(seed) for seed in range(64)]
     features = {k: np.stack([b[0][k] for b in batches]) for k in batches[0][0]}
     labels = np.stack([b[1] for b in batches])
-    return tf.data.Dataset.from_tensor_slices((features, labels)).repeat()
+    return tf.data.Dataset.from_tensor_slices((features, labels)).shard(
+        input_context.num_input_pipelines, input_context.input_pipeline_id).repeat()
 
 
 def sync_batches():
@@ -222,12 +221,36 @@ def every_model(out, steps):
     np.savez(out, **results)
 
 
+def input_shards(out):
+    """What each worker's `dataset_fn` is told: (worker index, workers), read
+    back through steps scheduled on the coordinator."""
+    from din_tf.parameter_server import ParameterServerTrainer
+    strategy = _strategy()
+    with strategy.scope():
+        model, compile_args = build("dnn_adagrad")
+        model.compile(**compile_args)
+    trainer = ParameterServerTrainer(model, strategy)
+
+    def dataset_fn(context):
+        told = tf.stack([tf.cast(context.input_pipeline_id, tf.int64),
+                         tf.constant(context.num_input_pipelines, tf.int64)])
+        return tf.data.Dataset.from_tensors(told).repeat()
+
+    iterator = trainer.per_worker_iterator(dataset_fn)
+    read = tf.function(lambda iterator: next(iterator))
+    values = [trainer.coordinator.schedule(read, args=(iterator,)) for _ in range(40)]
+    trainer.coordinator.join()
+    np.savez(out, told=np.array([v.fetch() for v in values]))
+
+
 if __name__ == "__main__":
     job, out, *args = sys.argv[1:]
     if job == "train":
         train(out, args[0], int(args[1]))
     elif job == "sync":
         sync(out, args[0])
+    elif job == "input_shards":
+        input_shards(out)
     elif job == "every_model":
         every_model(out, int(args[0]))
     elif job == "checkpoint":

@@ -183,6 +183,18 @@ def test_every_model_trains_on_parameter_servers(cluster_factory, tmp_path):
         assert np.all((probability > 0) & (probability < 1)), name
 
 
+def test_each_worker_is_told_its_own_index(cluster_factory, tmp_path):
+    """TF's ParameterServerStrategy tells every worker's dataset_fn "pipeline
+    0 of 1"; the trainer's input context carries the worker's real index and
+    the worker count, so workers read different shares."""
+    cluster = cluster_factory(workers=2, ps=1)
+    out = str(tmp_path / "shards.npz")
+    _finish(cluster.chief("input_shards", out))
+    told = np.load(out)["told"]
+    assert set(told[:, 1].tolist()) == {2}
+    assert set(told[:, 0].tolist()) == {0, 1}
+
+
 def test_killed_worker_is_survived_and_checkpoint_resumes(cluster_factory, tmp_path):
     """SIGKILL one of two workers mid-run, then start it again (as a cluster
     manager restarts a task): the coordinator reschedules the lost steps and
@@ -244,14 +256,15 @@ def test_cluster_task_rejects_a_bad_tf_config():
 def test_runner_trains_evaluates_and_exports_on_parameter_servers(cluster_factory, tmp_path,
                                                                   processed_dir):
     """`python -m experiments.run --strategy=parameter_server` on the chief:
-    two epochs on the bundled data (tables split over both PS), an evaluation
+    two epochs on the bundled data (tables split over both PS, each worker
+    reading its share of the row files), an evaluation
     per epoch, a SavedModel that serves what `--mode=eval` (no cluster) scores
     from the saved weights, and a second start that finds the run finished."""
     cluster = cluster_factory(workers=2, ps=2)
     model_dir = str(tmp_path / "run")
     override = json.dumps({
         "data": {"processed_dir": processed_dir, "train_batch_size": 64,
-                 "eval_batch_size": 1024},
+                 "eval_batch_size": 1024, "batching": "sequential", "shuffle": True},
         "trainer": {"epochs": 2, "steps_per_epoch": 6, "steps_per_execution": 2,
                     "optimizer": "lazy_adam", "embedding_update": "rows",
                     "mba_strength": 1e-5},
@@ -273,6 +286,10 @@ def test_runner_trains_evaluates_and_exports_on_parameter_servers(cluster_factor
     assert os.path.exists(os.path.join(model_dir, "export", "1", "saved_model.pb"))
     assert sorted(os.listdir(os.path.join(model_dir, "checkpoints"))) == [
         "epoch_001.weights.h5", "epoch_002.weights.h5"]
+    # The workers read the training rows from files, not from the function.
+    rows_dir = os.path.join(model_dir, "prepared_data", "train_rows")
+    (fingerprint,) = os.listdir(rows_dir)
+    assert len(os.listdir(os.path.join(rows_dir, fingerprint))) > 2
 
     # --mode=eval reads final.weights.h5 on one process: no cluster, same AUC.
     alone = {k: v for k, v in environment.items() if k != "TF_CONFIG"}

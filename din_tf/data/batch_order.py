@@ -34,12 +34,15 @@ def row_batches(n: int,
     """A dataset of `(rows int64 [b], batch_seed int64 [2])`.
 
     Arguments are those of `make_dataset` (already checked by the caller,
-    named `caller` in errors); `n` is the number of rows. `batch` turns a
+    named `caller` in errors; `shard_index` as `check_shard` returns it);
+    `n` is the number of rows. `batch` turns a
     dataset of row ids into one of row-id batches (default: consecutive
     batches of `batch_size`; `make_dataset` passes its length buckets);
     `fixed_batches`, a dataset of row-id batches already sharded, replaces
     the shuffled and batched rows (the same batches every pass).
     """
+    if isinstance(shard_index, (tf.Tensor, tf.Variable)):
+        shard_index = tf.cast(shard_index, tf.int64)
     if batch is None:
         batch = lambda rows: rows.batch(batch_size, drop_remainder=drop_remainder)  # noqa: E731
 
@@ -58,7 +61,9 @@ def row_batches(n: int,
         seeds = tf.data.Dataset.random(seed=seed, rerandomize_each_iteration=True)
         return tf.data.Dataset.zip(ds, seeds.batch(2))
 
-    shard_rows = tf.constant(np.arange(shard_index, n, num_shards, dtype=np.int64))
+    shard_rows = (tf.range(shard_index, n, num_shards, dtype=tf.int64)
+                  if isinstance(shard_index, tf.Tensor)
+                  else tf.constant(np.arange(shard_index, n, num_shards, dtype=np.int64)))
 
     def one_pass(number):
         # Independent stateless streams for the order and for each batch's
@@ -105,6 +110,27 @@ def row_batches(n: int,
     return ds
 
 
+def check_shard(caller, num_shards, shard_index):
+    """Checks `num_shards` (an int >= 1) and `shard_index`: an int in
+    [0, num_shards), or a scalar integer tensor (a worker's index, known only
+    when the input function runs on it, as under ParameterServerStrategy);
+    returns the index (a tensor as int64)."""
+    if isinstance(num_shards, bool) or not isinstance(num_shards, (int, np.integer)) \
+            or num_shards < 1:
+        raise ValueError(f"{caller}: argument 'num_shards' expected a positive int, got "
+                         f"{num_shards!r}")
+    if isinstance(shard_index, (tf.Tensor, tf.Variable)):
+        if shard_index.shape.rank != 0 or not shard_index.dtype.is_integer:
+            raise ValueError(f"{caller}: argument 'shard_index' expected an int or a scalar "
+                             f"integer tensor, got {shard_index!r}")
+        return tf.cast(shard_index, tf.int64)
+    if isinstance(shard_index, bool) or not isinstance(shard_index, (int, np.integer)) \
+            or not 0 <= shard_index < num_shards:
+        raise ValueError(f"{caller}: argument 'shard_index' expected 0 <= shard_index < "
+                         f"num_shards={num_shards}, got {shard_index!r}")
+    return int(shard_index)
+
+
 def count_batches(ds):
     """Batches in one pass of `ds` (the same for every pass: the order
     changes, the sizes of the batches or buckets do not)."""
@@ -114,4 +140,4 @@ def count_batches(ds):
     return int(ds.reduce(np.int64(0), lambda count, _: count + 1))
 
 
-__all__ = ["count_batches", "row_batches"]
+__all__ = ["check_shard", "count_batches", "row_batches"]

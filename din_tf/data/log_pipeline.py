@@ -26,7 +26,7 @@ from typing import Optional
 import numpy as np
 import tensorflow as tf
 
-from din_tf.data.batch_order import row_batches
+from din_tf.data.batch_order import check_shard, row_batches
 from din_tf.data.log_fit import fit_schema, kept_windows, table_frequencies
 from din_tf.data.log_samples import LogSamples
 from din_tf.schema.encoder import FeatureEncoder
@@ -113,11 +113,7 @@ def _check_arguments(samples, encoder, batch_size, seed, with_negatives, pass_in
     _check_int("batch_size", batch_size, 1)
     if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)):
         raise ValueError(f"{_NAME}: argument 'seed' expected an int, got {seed!r}")
-    _check_int("num_shards", num_shards, 1)
-    _check_int("shard_index", shard_index, 0)
-    if shard_index >= num_shards:
-        raise ValueError(f"{_NAME}: argument 'shard_index' expected 0 <= shard_index < "
-                         f"num_shards={num_shards}, got {shard_index!r}")
+    check_shard(_NAME, num_shards, shard_index)
     _check_int("pass_index", pass_index, 0, allow_none=True)
     _check_int("skip_batches", skip_batches, 0)
     if skip_batches and pass_index is None:
@@ -189,7 +185,8 @@ def make_log_dataset(samples: LogSamples,
       skip_batches: with `pass_index`, start this many batches into the
         stream (whole passes are skipped without being built).
       num_shards, shard_index: keep every `num_shards`-th row starting at
-        `shard_index`.
+        `shard_index` (an int, or a scalar integer tensor: a
+        parameter-server worker's index).
       prefetch: add `prefetch(AUTOTUNE)`.
     """
     _check_arguments(samples, encoder, batch_size, seed, with_negatives, pass_index,

@@ -31,7 +31,7 @@ import numpy as np
 import tensorflow as tf
 
 from din_tf import features as F
-from din_tf.data.batch_order import row_batches
+from din_tf.data.batch_order import check_shard, row_batches
 from din_tf.data.samples import Samples
 
 _MAX_REDRAWS = 1000
@@ -240,7 +240,8 @@ def make_dataset(samples: Samples,
       batches: explicit row indices per batch (e.g. `dien_iterator_batches`);
         excludes `shuffle` and `bucket_boundaries`.
       num_shards, shard_index: keep every `num_shards`-th row starting at
-        `shard_index` (input sharding for `tf.distribute`).
+        `shard_index` (input sharding for `tf.distribute`); `shard_index` may
+        be a scalar integer tensor (a parameter-server worker's index).
       repeat: repeat forever (each pass reshuffles and redraws negatives).
       pass_index: number the passes over the data: the row order and negatives
         of pass `p` become a pure function of `(seed, p)`, the same in every
@@ -258,10 +259,7 @@ def make_dataset(samples: Samples,
                          f"{type(samples).__name__}")
     _check_positive_int("batch_size", batch_size)
     _check_positive_int("maxlen", maxlen, allow_none=True)
-    _check_positive_int("num_shards", num_shards)
-    if not 0 <= shard_index < num_shards:
-        raise ValueError(f"make_dataset: argument 'shard_index' expected 0 <= shard_index < "
-                         f"num_shards={num_shards}, got {shard_index!r}")
+    shard_index = check_shard("make_dataset", num_shards, shard_index)
     if pad_to_maxlen and maxlen is None:
         raise ValueError("make_dataset: argument 'pad_to_maxlen' needs 'maxlen', got maxlen=None")
     if batches is not None and (shuffle or bucket_boundaries):

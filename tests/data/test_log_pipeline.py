@@ -28,6 +28,7 @@ then most frequent value first, ties by value):
 import dataclasses
 
 import numpy as np
+import tensorflow as tf
 import pytest
 
 from din_tf.data.log_pipeline import fit_schema, make_log_dataset, table_frequencies
@@ -227,6 +228,15 @@ def test_sharding_partitions_rows(fitted, pass_index):
                               num_shards=2, shard_index=index)
         shards.append(sorted(np.concatenate([_row_ids(f) for f, _ in _batches(ds)]).tolist()))
     assert shards == [[0, 2, 4], [1, 3]]
+    index = tf.Variable(1)  # a parameter-server worker's index: a tensor
+
+    @tf.function
+    def tensor_shard_rows():
+        ds = make_log_dataset(samples, encoder, 8, shuffle=True, seed=4, pass_index=pass_index,
+                              num_shards=2, shard_index=index.read_value())
+        return next(iter(ds))[0]
+
+    assert sorted(_row_ids(tensor_shard_rows()).tolist()) == shards[1]
 
 
 def test_table_frequencies_hand_computed(fitted):

@@ -198,6 +198,28 @@ def test_sharding_partitions_rows():
     np.testing.assert_array_equal(got[1], np.arange(1, 30, 3))
 
 
+@pytest.mark.parametrize("pass_index", [None, 0])
+def test_shard_index_may_be_a_tensor_known_when_the_pipeline_runs(pass_index):
+    """A parameter-server worker's index is a tensor inside its input
+    function: the shard equals the one an int index selects."""
+    samples = _toy(n=30)
+    index = tf.Variable(1)
+
+    @tf.function
+    def first_batch():
+        ds = pipeline.make_dataset(samples, 4, num_shards=3, shard_index=index.read_value(),
+                                   pass_index=pass_index)
+        return next(iter(ds))[0][F.USER_ID]
+
+    expected = pipeline.make_dataset(samples, 4, num_shards=3, shard_index=1,
+                                     pass_index=pass_index)
+    np.testing.assert_array_equal(first_batch(), next(iter(expected))[0][F.USER_ID])
+    np.testing.assert_array_equal(first_batch(), [1, 4, 7, 10])
+    with pytest.raises(ValueError, match=r"'shard_index' expected an int or a scalar integer "
+                                         "tensor"):
+        pipeline.make_dataset(samples, 4, num_shards=3, shard_index=tf.constant([1, 2]))
+
+
 def test_input_fn_with_input_context():
     samples = _toy(n=30)
     ctx = tf.distribute.InputContext(num_input_pipelines=2, input_pipeline_id=1,
