@@ -298,3 +298,47 @@ def test_runner_trains_evaluates_and_exports_on_parameter_servers(cluster_factor
     assert evaluation.returncode == 0, evaluation.stdout[-3000:] + evaluation.stderr[-3000:]
     again = json.load(open(os.path.join(model_dir, "eval.json")))
     np.testing.assert_allclose(again["auc"], trained["auc"], rtol=1e-6)
+
+
+AUC_SEEDS = (1, 2, 3)
+
+
+@pytest.mark.slow
+def test_parameter_server_auc_is_within_the_single_machine_seed_spread(tmp_path,
+                                                                      processed_dir):
+    """The bundled data, DIN, 2 epochs, LazyAdam row updates, 3 seeds each:
+    on one process (`--strategy=default`) and on 2 workers + 2 PS
+    (asynchronous). The two means of the test AUC differ by no more than the
+    seeds' spread."""
+    common = {
+        "data": {"processed_dir": processed_dir, "batching": "sequential", "shuffle": True},
+        "trainer": {"epochs": 2, "optimizer": "lazy_adam", "embedding_update": "rows"}}
+    one_process = json.dumps(common)
+    override = json.dumps({**common, "runtime": {"min_shard_bytes": 4096}})
+    aucs = {"default": [], "parameter_server": []}
+    for strategy in aucs:
+        for seed in AUC_SEEDS:
+            model_dir = str(tmp_path / f"{strategy}_{seed}")
+            args = [sys.executable, "-m", "experiments.run", "--experiment=dien_repo/DIN@dien",
+                    f"--strategy={strategy}", f"--seed={seed}", f"--model_dir={model_dir}",
+                    "--export=false"]
+            if strategy == "default":
+                run = subprocess.run(args + [f"--params_override={one_process}"], cwd=ROOT,
+                                     capture_output=True, text=True, timeout=1800)
+                assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-3000:]
+            else:
+                cluster = Cluster(workers=2, ps=2)
+                try:
+                    chief = subprocess.Popen(args + [f"--params_override={override}"], cwd=ROOT,
+                                             env=cluster._environment("chief", 0),
+                                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                                             text=True)
+                    _finish(chief, timeout=1800)
+                finally:
+                    cluster.stop()
+            aucs[strategy].append(json.load(open(os.path.join(model_dir, "eval.json")))["auc"])
+    one, ps = np.array(aucs["default"]), np.array(aucs["parameter_server"])
+    print(f"test AUC, one process: {one.round(4)}; parameter servers: {ps.round(4)}")
+    spread = max(np.ptp(one), np.ptp(ps))
+    assert abs(ps.mean() - one.mean()) <= spread, (one, ps)
+    assert one.mean() > 0.55  # the runs learned something
