@@ -12,7 +12,7 @@
 | "one_device" | `OneDeviceStrategy` (default device: first GPU, else CPU) | one device |
 | "mirrored" | `MirroredStrategy(devices)` (default: all local GPUs) | several GPUs, one machine |
 | "multi_worker" | `MultiWorkerMirroredStrategy()`, cluster from `TF_CONFIG` | several machines |
-| "parameter_server" | `ParameterServerStrategy`, cluster from `TF_CONFIG`, tables in row shards | tables larger than one machine; train with `din_tf.parameter_server.ParameterServerTrainer` |
+| "parameter_server" | `ParameterServerStrategy`, `TF_CONFIG`, row shards | tables beyond one machine |
 
 Under a strategy `CTRModel.train_step` matches one device on the same global
 batch: the loss is divided by the replica count, gradient clipping uses the
@@ -20,6 +20,9 @@ global norm, and `MiniBatchAwareL2` counts each row once per global batch.
 Layers that normalise with batch statistics in training (Dice, BatchNorm with
 `frozen_batch_norm=False`) use each replica's part of the batch, as Keras'
 BatchNormalization does.
+
+Under "parameter_server" Keras' `fit` does not run: train with
+`din_tf.parameter_server.ParameterServerTrainer` (docs/distribute.md).
 
 The same strategy object is returned for the same arguments within a process:
 TF numbers its collective operations per strategy object, so a second

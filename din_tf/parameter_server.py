@@ -104,8 +104,9 @@ class ParameterServerTrainer:
                                              step=self._step)
             self.checkpoint_manager = tf.train.CheckpointManager(
                 checkpoint, checkpoint_dir, max_to_keep=max_to_keep)
-            if self.checkpoint_manager.latest_checkpoint:
-                checkpoint.restore(self.checkpoint_manager.latest_checkpoint).assert_existing_objects_matched()
+            latest = self.checkpoint_manager.latest_checkpoint
+            if latest:
+                checkpoint.restore(latest).assert_existing_objects_matched()
 
     @property
     def step(self):
@@ -162,8 +163,11 @@ class ParameterServerTrainer:
         if not isinstance(steps, int) or steps < 0 or steps % self.steps_per_execution:
             raise ValueError(f"Invalid steps={steps!r}; expected a non-negative multiple "
                              f"of steps_per_execution={self.steps_per_execution}.")
+        if sync_every is not None and not (isinstance(sync_every, int) and sync_every > 0):
+            raise ValueError(f"Invalid sync_every={sync_every!r}; expected a positive integer "
+                             "or None.")
         iterator = self.per_worker_iterator(dataset_fn)
-        interval = min(x for x in (sync_every, self.checkpoint_every, steps) if x) or 1
+        interval = min([x for x in (sync_every, self.checkpoint_every, steps) if x] or [1])
         interval = max(interval, self.steps_per_execution)
         history, pending = [], []
         step = self.step

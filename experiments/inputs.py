@@ -182,12 +182,16 @@ def worker_stream(data, data_cfg, with_negatives, seed, rows_dir):
     def dataset_fn(input_context):
         return make_dataset(data.train, data_cfg.train_batch_size, pass_index=0, repeat=True,
                             num_shards=input_context.num_input_pipelines,
-                            shard_index=input_context.input_pipeline_id, **common)
+                            shard_index=input_context.input_pipeline_id,
+                            shard_seed=SHARD_SEED, **common)
 
     return dataset_fn
 
 
 ROW_FILES = 64  # files of training rows: at most this many workers read a share
+# Workers' shares are dealt in a fixed pseudo-random order, not in stored
+# order (which alternates clicked and non-clicked rows).
+SHARD_SEED = 0
 
 
 def _row_files(samples, rows_dir):
@@ -201,7 +205,8 @@ def _row_files(samples, rows_dir):
     directory = os.path.join(rows_dir, digest.hexdigest()[:16])
     if os.path.isdir(directory) and os.listdir(directory):
         return sorted(os.path.join(directory, name) for name in os.listdir(directory))
-    return write_row_files(samples, directory, min(ROW_FILES, len(samples)))
+    return write_row_files(samples, directory, min(ROW_FILES, len(samples)),
+                           deal_seed=SHARD_SEED)
 
 
 def _training_options(data, data_cfg, with_negatives, seed):

@@ -18,7 +18,7 @@ from din_tf.data import log_prepare, log_spec
 from din_tf.data.log_pipeline import fit_schema, make_log_dataset, table_frequencies
 from din_tf.data.log_samples import LogSamples
 from din_tf.schema import FeatureEncoder, FeatureSchema
-from experiments import atomic_files
+from experiments import atomic_files, inputs
 
 @dataclasses.dataclass
 class LogData:
@@ -203,6 +203,7 @@ def worker_stream(data, data_cfg, with_negatives, seed, rows_dir):
                                 pass_index=0, repeat=True, with_negatives=with_negatives,
                                 shuffle=data_cfg.shuffle, seed=seed,
                                 num_shards=input_context.num_input_pipelines,
-                                shard_index=input_context.input_pipeline_id)
+                                shard_index=input_context.input_pipeline_id,
+                                shard_seed=inputs.SHARD_SEED)
 
     return dataset_fn

@@ -254,13 +254,9 @@ def _train(model, cfg, model_dir, test, evaluate):
     data = test.data
     state_path = os.path.join(model_dir, "state.json")
     epochs = cfg.trainer.epochs
-    if os.path.exists(state_path):
-        with open(state_path, encoding="utf-8") as f:
-            done = json.load(f)["completed_epochs"]
-        if done >= epochs:
-            logging.info("model_dir already holds %d trained epochs; skipping training", done)
-            _restore(model, model_dir)
-            return None
+    if _training_finished(model_dir, epochs):
+        _restore(model, model_dir)
+        return None
     callbacks = [keras.callbacks.TensorBoard(os.path.join(model_dir, "tensorboard"))]
     if cfg.trainer.halve_lr_each_epoch:
         # Read before the restore below (which loads a later epoch's rate).
@@ -315,14 +311,10 @@ def _train_on_parameter_servers(model, cfg, model_dir, test, evaluate):
     data = test.data
     state_path = os.path.join(model_dir, "state.json")
     epochs = cfg.trainer.epochs
-    if os.path.exists(state_path):
-        with open(state_path, encoding="utf-8") as f:
-            done = json.load(f)["completed_epochs"]
-        if done >= epochs:
-            logging.info("model_dir already holds %d trained epochs; skipping training", done)
-            local = _local_model(model, cfg, data)
-            _restore(local, model_dir)
-            return None, local
+    if _training_finished(model_dir, epochs):
+        local = _local_model(model, cfg, data)
+        _restore(local, model_dir)
+        return None, local
     per_execution = cfg.trainer.steps_per_execution
     steps_per_epoch = cfg.trainer.steps_per_epoch or -(-len(data.train) //
                                                        cfg.data.train_batch_size)
@@ -393,6 +385,18 @@ def _epoch_logs(history, first_step):
     steps = np.diff([first_step] + [step for step, _ in history])
     return {k: float(np.average([h[k] for _, h in history], weights=steps))
             for k in history[0][1]}
+
+
+def _training_finished(model_dir, epochs):
+    """Whether model_dir's state.json records `epochs` or more finished epochs."""
+    state_path = os.path.join(model_dir, "state.json")
+    if not os.path.exists(state_path):
+        return False
+    with open(state_path, encoding="utf-8") as f:
+        done = json.load(f)["completed_epochs"]
+    if done >= epochs:
+        logging.info("model_dir already holds %d trained epochs; skipping training", done)
+    return done >= epochs
 
 
 PAUSE_MID_SECOND_EPOCH = "mid_second_epoch"

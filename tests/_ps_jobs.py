@@ -1,7 +1,9 @@
 """Chief programs that tests/test_parameter_server.py runs in fresh processes
 (the chief connects to the cluster before anything else in TF runs).
 
-    TF_CONFIG=<chief> python -m tests._ps_jobs train|sync|every_model|input_shards|checkpoint OUT.npz [ARGS]
+    TF_CONFIG=<chief> python -m tests._ps_jobs JOB OUT.npz [ARGS]
+
+JOB: train, sync, every_model, input_shards or checkpoint (functions below).
 
 Workers and parameter servers are `python -m din_tf.cluster_task` processes the
 test starts.
@@ -111,7 +113,8 @@ def train(out, name, steps):
     export_dir = os.path.join(os.path.dirname(out), "export")
     export_saved_model(local, export_dir)
     served = tf.saved_model.load(export_dir).signatures["serving_default"]
-    inputs = {k: tf.constant(v) for k, v in features.items() if k in served.structured_input_signature[1]}
+    signature = served.structured_input_signature[1]
+    inputs = {k: tf.constant(v) for k, v in features.items() if k in signature}
     np.savez(out, loss=np.array([h[1]["loss"] for h in history]),
              ctr_loss=np.array([h[1]["ctr_loss"] for h in history]),
              aux_loss=np.array([h[1]["aux_loss"] for h in history]),

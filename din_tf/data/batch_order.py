@@ -28,6 +28,7 @@ def row_batches(n: int,
                 skip_batches: int = 0,
                 num_shards: int = 1,
                 shard_index: int = 0,
+                shard_seed: Optional[int] = None,
                 batch: Optional[Callable[[tf.data.Dataset], tf.data.Dataset]] = None,
                 fixed_batches: Optional[tf.data.Dataset] = None,
                 caller: str = "row_batches") -> tf.data.Dataset:
@@ -40,9 +41,17 @@ def row_batches(n: int,
     batches of `batch_size`; `make_dataset` passes its length buckets);
     `fixed_batches`, a dataset of row-id batches already sharded, replaces
     the shuffled and batched rows (the same batches every pass).
+    `shard_seed`: None deals rows to shards in turn (shard k keeps rows k,
+    k + num_shards, ...); an int deals them in the order of a permutation
+    drawn from it.
     """
     if isinstance(shard_index, (tf.Tensor, tf.Variable)):
         shard_index = tf.cast(shard_index, tf.int64)
+    # Row r of the data is row `order[r]` of the shards' deal: the identity,
+    # or a fixed permutation, so that data stored in a pattern (a clicked and
+    # a non-clicked row in turn, say) is not dealt by that pattern.
+    order = None if shard_seed is None else tf.constant(
+        np.random.default_rng(shard_seed).permutation(n).astype(np.int64))
     if batch is None:
         batch = lambda rows: rows.batch(batch_size, drop_remainder=drop_remainder)  # noqa: E731
 
@@ -50,7 +59,8 @@ def row_batches(n: int,
         if fixed_batches is not None:
             ds = fixed_batches
         else:
-            ds = tf.data.Dataset.range(n)
+            ds = (tf.data.Dataset.range(n) if order is None
+                  else tf.data.Dataset.from_tensor_slices(order))
             if num_shards > 1:
                 ds = ds.shard(num_shards, shard_index)
             if shuffle:
@@ -64,6 +74,8 @@ def row_batches(n: int,
     shard_rows = (tf.range(shard_index, n, num_shards, dtype=tf.int64)
                   if isinstance(shard_index, tf.Tensor)
                   else tf.constant(np.arange(shard_index, n, num_shards, dtype=np.int64)))
+    if order is not None:
+        shard_rows = tf.gather(order, shard_rows)
 
     def one_pass(number):
         # Independent stateless streams for the order and for each batch's

@@ -93,7 +93,7 @@ def _check_int(name, value, minimum, allow_none=False):
 
 
 def _check_arguments(samples, encoder, batch_size, seed, with_negatives, pass_index,
-                     skip_batches, num_shards, shard_index):
+                     skip_batches, num_shards, shard_index, shard_seed):
     if not isinstance(samples, LogSamples):
         raise ValueError(f"{_NAME}: argument 'samples' expected a LogSamples, got "
                          f"{type(samples).__name__}")
@@ -114,6 +114,7 @@ def _check_arguments(samples, encoder, batch_size, seed, with_negatives, pass_in
     if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)):
         raise ValueError(f"{_NAME}: argument 'seed' expected an int, got {seed!r}")
     check_shard(_NAME, num_shards, shard_index)
+    _check_int("shard_seed", shard_seed, 0, allow_none=True)
     _check_int("pass_index", pass_index, 0, allow_none=True)
     _check_int("skip_batches", skip_batches, 0)
     if skip_batches and pass_index is None:
@@ -158,6 +159,7 @@ def make_log_dataset(samples: LogSamples,
                      skip_batches: int = 0,
                      num_shards: int = 1,
                      shard_index: int = 0,
+                     shard_seed: Optional[int] = None,
                      prefetch: bool = True) -> tf.data.Dataset:
     """A `tf.data.Dataset` of `(features, label)`, `features = encoder(raw)`.
 
@@ -187,10 +189,12 @@ def make_log_dataset(samples: LogSamples,
       num_shards, shard_index: keep every `num_shards`-th row starting at
         `shard_index` (an int, or a scalar integer tensor: a
         parameter-server worker's index).
+      shard_seed: None deals rows to shards in turn; an int deals them in the
+        order of a fixed permutation drawn from it (see `make_dataset`).
       prefetch: add `prefetch(AUTOTUNE)`.
     """
     _check_arguments(samples, encoder, batch_size, seed, with_negatives, pass_index,
-                     skip_batches, num_shards, shard_index)
+                     skip_batches, num_shards, shard_index, shard_seed)
     schema = samples.schema
     columns = {f.name: _raw_constant(samples.columns[f.name]) for f in schema.features}
     label = tf.constant(samples.label)
@@ -238,7 +242,7 @@ def make_log_dataset(samples: LogSamples,
     ds = row_batches(len(samples), batch_size, shuffle=shuffle, seed=seed,
                      drop_remainder=drop_remainder, repeat=repeat, pass_index=pass_index,
                      skip_batches=skip_batches, num_shards=num_shards,
-                     shard_index=shard_index, caller=_NAME)
+                     shard_index=shard_index, shard_seed=shard_seed, caller=_NAME)
     ds = ds.map(gather_raw, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
     ds = ds.map(encode, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
     if prefetch:

@@ -216,6 +216,7 @@ def make_dataset(samples: Samples,
                  batches: Optional[Sequence[Sequence[int]]] = None,
                  num_shards: int = 1,
                  shard_index: int = 0,
+                 shard_seed: Optional[int] = None,
                  repeat: bool = False,
                  pass_index: Optional[int] = None,
                  skip_batches: int = 0,
@@ -242,6 +243,11 @@ def make_dataset(samples: Samples,
       num_shards, shard_index: keep every `num_shards`-th row starting at
         `shard_index` (input sharding for `tf.distribute`); `shard_index` may
         be a scalar integer tensor (a parameter-server worker's index).
+      shard_seed: None deals rows to shards in turn (above); an int deals them
+        in the order of a fixed permutation drawn from it, so a shard does not
+        inherit a pattern of the stored order (the protocols store a clicked
+        and a non-clicked row in turn: dealt in turn to two asynchronous
+        workers, each would see one label). Explicit `batches` are dealt whole.
       repeat: repeat forever (each pass reshuffles and redraws negatives).
       pass_index: number the passes over the data: the row order and negatives
         of pass `p` become a pure function of `(seed, p)`, the same in every
@@ -260,6 +266,10 @@ def make_dataset(samples: Samples,
     _check_positive_int("batch_size", batch_size)
     _check_positive_int("maxlen", maxlen, allow_none=True)
     shard_index = check_shard("make_dataset", num_shards, shard_index)
+    if shard_seed is not None and (isinstance(shard_seed, bool)
+                                   or not isinstance(shard_seed, (int, np.integer))):
+        raise ValueError(f"make_dataset: argument 'shard_seed' expected an int or None, got "
+                         f"{shard_seed!r}")
     if pad_to_maxlen and maxlen is None:
         raise ValueError("make_dataset: argument 'pad_to_maxlen' needs 'maxlen', got maxlen=None")
     if batches is not None and (shuffle or bucket_boundaries):
@@ -357,7 +367,7 @@ def make_dataset(samples: Samples,
     ds = row_batches(n, batch_size, shuffle=shuffle, seed=seed,
                      drop_remainder=drop_remainder, repeat=repeat, pass_index=pass_index,
                      skip_batches=skip_batches, num_shards=num_shards,
-                     shard_index=shard_index, batch=batched,
+                     shard_index=shard_index, shard_seed=shard_seed, batch=batched,
                      fixed_batches=fixed_batches,
                      caller="make_dataset")
     ds = ds.map(build, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)

@@ -30,15 +30,14 @@ batches of `make_dataset(samples, batch_size)`.
 
 import numbers
 import os
-import shutil
 import struct
-import tempfile
 from typing import Iterable, List, Optional
 
 import numpy as np
 import tensorflow as tf
 
 from din_tf import features as F
+from din_tf.data._io import atomic_output_dir
 from din_tf.data.pipeline import NegativeSampler, sample_negatives
 from din_tf.data.samples import Samples
 
@@ -83,23 +82,19 @@ def _is_int(value):
     return isinstance(value, (numbers.Integral, np.integer)) and not isinstance(value, bool)
 
 
-def _fsync(path):
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
-def write_row_files(samples: Samples, directory, num_files: int, *,
-                    overwrite: bool = False) -> List[str]:
+def write_row_files(samples: Samples, directory, num_files: int,
+                    deal_seed: Optional[int] = None) -> List[str]:
     """Stores the rows of `samples` as `num_files` TFRecord files in `directory`.
 
     Row i goes to file `i % num_files`, named `rows-<i>-of-<num_files>.tfrecord`
-    (five digits each). The files are written into a temporary sibling of
-    `directory` that is renamed to `directory` once every file is complete,
-    so a failure leaves no partial output. An existing non-empty `directory`
-    is refused unless `overwrite=True`, which replaces it as a whole.
+    (five digits each). With `deal_seed` the rows are first put in the order
+    of a fixed permutation drawn from it, so that no file inherits a pattern
+    of the stored order (the protocols store a clicked and a non-clicked row
+    in turn: dealt in turn over an even number of files, every file would hold
+    one label, and so would every worker reading its share). The files are written into a temporary directory and
+    moved into place once every file is complete (`atomic_output_dir`), so a
+    failure leaves no partial output. An existing non-empty `directory` is
+    refused.
 
     Returns:
       the paths of the files, in file order.
@@ -113,9 +108,6 @@ def write_row_files(samples: Samples, directory, num_files: int, *,
         raise ValueError(f"write_row_files: argument 'num_files' expected an int in "
                          f"[1, {len(samples)}] (at most one file per row, so none is "
                          f"empty), got {num_files!r}")
-    if not isinstance(overwrite, bool):
-        raise ValueError(f"write_row_files: argument 'overwrite' expected a bool, got "
-                         f"{overwrite!r}")
     if not isinstance(directory, (str, os.PathLike)) or not os.fspath(directory):
         raise ValueError(f"write_row_files: argument 'directory' expected a path, got "
                          f"{directory!r}")
@@ -124,49 +116,24 @@ def write_row_files(samples: Samples, directory, num_files: int, *,
         if not os.path.isdir(directory):
             raise ValueError(f"write_row_files: argument 'directory' expected a directory "
                              f"path, got {directory!r}, which is a file")
-        if os.listdir(directory) and not overwrite:
+        if os.listdir(directory):
             raise ValueError(f"write_row_files: argument 'directory' {directory!r} exists and "
-                             f"is not empty; expected a new or empty directory, or pass "
-                             f"overwrite=True to replace it")
+                             f"is not empty; expected a new or empty directory")
+    if deal_seed is not None and not _is_int(deal_seed):
+        raise ValueError(f"write_row_files: argument 'deal_seed' expected an int or None, "
+                         f"got {deal_seed!r}")
     num_files = int(num_files)
-    parent, name = os.path.split(directory)
-    os.makedirs(parent, exist_ok=True)
-    staging = tempfile.mkdtemp(prefix=f".partial-{name}-", dir=parent)
     fixed_negatives = samples.steps_negative_item_id is not None
     names = [_file_name(i, num_files) for i in range(num_files)]
-    try:
+    order = (np.arange(len(samples)) if deal_seed is None
+             else np.random.default_rng(deal_seed).permutation(len(samples)))
+    with atomic_output_dir(directory) as staging:
         for index, file_name in enumerate(names):
-            path = os.path.join(staging, file_name)
-            with tf.io.TFRecordWriter(path) as writer:
-                for row in range(index, len(samples), num_files):
-                    writer.write(_example(samples, row, fixed_negatives).SerializeToString())
-            _fsync(path)
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(staging, 0o777 & ~umask)  # mkdtemp creates 0700
-        _fsync(staging)
-        _move_into_place(staging, directory)
-        _fsync(parent)
-    finally:
-        shutil.rmtree(staging, ignore_errors=True)
+            with tf.io.TFRecordWriter(os.path.join(staging, file_name)) as writer:
+                for row in order[index::num_files]:
+                    writer.write(_example(samples, int(row), fixed_negatives)
+                                 .SerializeToString())
     return [os.path.join(directory, file_name) for file_name in names]
-
-
-def _move_into_place(staging, directory):
-    """Renames `staging` to `directory`; an existing `directory` (empty, or
-    allowed to be replaced) is first moved aside and deleted afterwards."""
-    if not os.path.exists(directory):
-        os.rename(staging, directory)
-        return
-    parent, name = os.path.split(directory)
-    old = tempfile.mkdtemp(prefix=f".old-{name}-", dir=parent)
-    os.rename(directory, old)  # onto the empty directory mkdtemp made
-    try:
-        os.rename(staging, directory)
-    except BaseException:
-        os.rename(old, directory)
-        raise
-    shutil.rmtree(old, ignore_errors=True)
 
 
 # --------------------------------------------------------------------------

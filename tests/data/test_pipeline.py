@@ -220,6 +220,28 @@ def test_shard_index_may_be_a_tensor_known_when_the_pipeline_runs(pass_index):
         pipeline.make_dataset(samples, 4, num_shards=3, shard_index=tf.constant([1, 2]))
 
 
+@pytest.mark.parametrize("pass_index", [None, 0])
+def test_shard_seed_deals_rows_by_a_fixed_permutation(pass_index):
+    """Rows stored clicked / non-clicked in turn: dealt in turn to two shards,
+    each holds one label; dealt by a permutation, both hold both, and the
+    shards still partition the rows."""
+    samples = _toy(n=40)
+    samples.label[:] = np.arange(40) % 2
+    def shard(index, shard_seed):
+        ds = pipeline.make_dataset(samples, 8, num_shards=2, shard_index=index,
+                                   shard_seed=shard_seed, pass_index=pass_index)
+        batches = _collect(ds)
+        return (np.concatenate([f[F.USER_ID] for f, _ in batches]),
+                np.concatenate([label for _, label in batches]))
+    assert [set(shard(i, None)[1].tolist()) for i in range(2)] == [{0.0}, {1.0}]
+    dealt = [shard(i, 5) for i in range(2)]
+    assert all(set(labels.tolist()) == {0.0, 1.0} for _, labels in dealt)
+    assert sorted(np.concatenate([users for users, _ in dealt]).tolist()) == list(range(40))
+    np.testing.assert_array_equal(shard(1, 5)[0], dealt[1][0])  # fixed by the seed
+    with pytest.raises(ValueError, match=r"'shard_seed' expected an int or None, got 'x'"):
+        pipeline.make_dataset(samples, 8, shard_seed="x")
+
+
 def test_input_fn_with_input_context():
     samples = _toy(n=30)
     ctx = tf.distribute.InputContext(num_input_pipelines=2, input_pipeline_id=1,

@@ -166,15 +166,13 @@ def test_write_is_atomic(tmp_path, monkeypatch):
     assert os.listdir(tmp_path) == ["rows"]
 
 
-def test_refuses_non_empty_directory_unless_overwrite(tmp_path):
+def test_refuses_a_non_empty_directory(tmp_path):
     target = tmp_path / "rows"
     target.mkdir()
     write_row_files(_toy(n=5), target, 1)  # an empty directory is fine
     with pytest.raises(ValueError, match=rf"'directory' '{target}' exists and is not empty"):
         write_row_files(_toy(n=5), target, 2)
     assert sorted(os.listdir(target)) == ["rows-00000-of-00001.tfrecord"]
-    files = write_row_files(_toy(n=5), target, 2, overwrite=True)
-    assert sorted(os.listdir(target)) == [os.path.basename(f) for f in files]
     assert os.listdir(tmp_path) == ["rows"]
     (tmp_path / "a_file").write_text("x")
     with pytest.raises(ValueError, match="'directory'.*which is a file"):
@@ -186,16 +184,13 @@ def test_refuses_non_empty_directory_unless_overwrite(tmp_path):
     (dict(num_files=0), r"'num_files' expected an int in \[1, 5\].*got 0"),
     (dict(num_files=6), r"'num_files' expected an int in \[1, 5\].*got 6"),
     (dict(num_files=2.0), r"'num_files' expected .*got 2\.0"),
-    (dict(overwrite="yes"), r"'overwrite' expected a bool, got 'yes'"),
     (dict(directory=""), r"'directory' expected a path, got ''"),
 ])
 def test_write_argument_errors_name_the_argument(tmp_path, kwargs, match):
     args = dict(samples=_toy(n=5), directory=tmp_path / "rows", num_files=1)
     args.update(kwargs)
-    overwrite = args.pop("overwrite", False)
     with pytest.raises(ValueError, match=match):
-        write_row_files(args["samples"], args["directory"], args["num_files"],
-                        overwrite=overwrite)
+        write_row_files(args["samples"], args["directory"], args["num_files"])
 
 
 @pytest.mark.parametrize("kwargs, match", [
@@ -252,3 +247,28 @@ def test_graph_holds_no_rows_and_no_python(tmp_path):
     small, large = graph(20), graph(2000)
     assert len(small) == len(large)  # the rows are not in it
     assert b"PyFunc" not in large
+
+
+def test_deal_seed_mixes_a_stored_pattern_into_every_file(tmp_path):
+    """Rows stored clicked / non-clicked in turn over an even number of files:
+    dealt in turn every file holds one label; dealt by a permutation every
+    file holds both, and together the files hold every row once."""
+    samples = _toy(n=40)
+    samples.label[:] = np.arange(40) % 2
+
+    def labels_per_file(directory, **kwargs):
+        files = write_row_files(samples, tmp_path / directory, 4, **kwargs)
+        per_file = []
+        for path in files:
+            batches = list(read_row_files([path], 64))
+            per_file.append((np.concatenate([f[F.USER_ID] for f, _ in batches]),
+                             np.concatenate([label for _, label in batches])))
+        return per_file
+
+    assert [set(labels.tolist()) for _, labels in labels_per_file("in_turn")] == [
+        {0.0}, {1.0}, {0.0}, {1.0}]
+    dealt = labels_per_file("dealt", deal_seed=0)
+    assert all(set(labels.tolist()) == {0.0, 1.0} for _, labels in dealt)
+    assert sorted(np.concatenate([users for users, _ in dealt]).tolist()) == list(range(40))
+    with pytest.raises(ValueError, match=r"'deal_seed' expected an int or None, got 1.5"):
+        write_row_files(samples, tmp_path / "bad", 2, deal_seed=1.5)
