@@ -325,6 +325,8 @@ def _train_on_parameter_servers(model, cfg, model_dir, test, evaluate):
     trainer = ParameterServerTrainer(
         model, model.distribute_strategy, checkpoint_dir=os.path.join(model_dir, "ps_checkpoints"),
         checkpoint_every=steps_per_epoch, steps_per_execution=per_execution)
+    # Progress (and a wait for the workers) about ten times an epoch.
+    progress_every = max(1, steps_per_epoch // 10 // per_execution) * per_execution
     first_epoch = trainer.step // steps_per_epoch
     if first_epoch:
         logging.info("resuming after epoch %d (step %d) from the cluster checkpoint",
@@ -349,8 +351,7 @@ def _train_on_parameter_servers(model, cfg, model_dir, test, evaluate):
                   flush=True)
 
         history = trainer.fit(dataset_fn, steps=(epoch + 1) * steps_per_epoch,
-                              sync_every=max(per_execution, steps_per_epoch // 10),
-                              on_sync=report)
+                              sync_every=progress_every, on_sync=report)
         local = _local_model(model, cfg, data, trainer)
         if epoch_evaluation is not None:
             epoch_evaluation.set_model(local)
