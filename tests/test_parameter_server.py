@@ -259,7 +259,8 @@ def test_runner_trains_evaluates_and_exports_on_parameter_servers(cluster_factor
     two epochs on the bundled data (tables split over both PS, each worker
     reading its share of the row files), an evaluation
     per epoch, a SavedModel that serves what `--mode=eval` (no cluster) scores
-    from the saved weights, and a second start that finds the run finished."""
+    from the saved weights, and a chief started again with a third epoch that
+    resumes from the cluster checkpoint."""
     cluster = cluster_factory(workers=2, ps=2)
     model_dir = str(tmp_path / "run")
     override = json.dumps({
@@ -290,6 +291,17 @@ def test_runner_trains_evaluates_and_exports_on_parameter_servers(cluster_factor
     rows_dir = os.path.join(model_dir, "prepared_data", "train_rows")
     (fingerprint,) = os.listdir(rows_dir)
     assert len(os.listdir(os.path.join(rows_dir, fingerprint))) > 2
+
+    # A new chief with one more epoch resumes from the cluster checkpoint.
+    more = subprocess.Popen([sys.executable, *args, "--epochs=3"], cwd=ROOT, env=environment,
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    out = _finish(more)
+    assert "resuming after epoch 2 (step 12)" in out, out[-3000:]
+    assert "epoch 1: step" not in out and "epoch 3: step 6/6" in out
+    history = json.load(open(os.path.join(model_dir, "metrics.json")))
+    assert [row["epoch"] for row in history] == [1, 2, 3]
+    trained = json.load(open(os.path.join(model_dir, "eval.json")))
+    assert trained["auc"] == history[-1]["test_auc"]
 
     # --mode=eval reads final.weights.h5 on one process: no cluster, same AUC.
     alone = {k: v for k, v in environment.items() if k != "TF_CONFIG"}
