@@ -221,7 +221,7 @@ def chief(result_path):
 
     from din_tf import models, training
     from din_tf.distribute import make_strategy
-    from din_tf.parameter_server import ParameterServerTrainer, _ShardedVariable
+    from din_tf.parameter_server import ParameterServerTrainer, shard_devices
 
     cluster = json.loads(os.environ["TF_CONFIG"])["cluster"]
     workers, ps = len(cluster["worker"]), len(cluster["ps"])
@@ -245,8 +245,7 @@ def chief(result_path):
         model = models.get_model(name, **BOOKS)
         model.compile(optimizer=training.LazyAdam(1e-3, epsilon=1e-8), embedding_update="rows")
     trainer = ParameterServerTrainer(model, strategy, steps_per_execution=spe)
-    shards = {w.path: len(w.value.variables) for w in model.weights
-              if isinstance(w.value, _ShardedVariable)}
+    shards = {path: len(devices) for path, devices in shard_devices(model).items()}
     dataset_fn = make_dataset_fn(batch, length)
 
     # At least two calls per worker: every worker has run the function once.

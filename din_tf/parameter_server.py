@@ -8,7 +8,8 @@ driven by our own loop.
         model.compile(optimizer=din_tf.training.LazyAdam(1e-3), embedding_update="rows",
                       regularizer=MiniBatchAwareL2(1e-5, frequencies))
     trainer = ParameterServerTrainer(model, strategy, checkpoint_dir="ckpt")
-    trainer.fit(din_tf.data.input_fn(samples, 128, shuffle=True, repeat=True), steps=10_000)
+    trainer.fit(din_tf.data.input_fn(samples, 128, shuffle=True, repeat=True, shard_seed=0),
+                steps=10_000)
     served = trainer.local_model()                  # every weight on this process
     din_tf.export.export_saved_model(served, "export/1")
 
@@ -36,8 +37,6 @@ provides. With one worker and `sync_every=1` a step sees the result of the
 previous one, and the training equals one process's step for step.
 """
 
-import os
-
 import keras
 import numpy as np
 import tensorflow as tf
@@ -55,9 +54,10 @@ class ParameterServerTrainer:
             `local_model()` instead.
         strategy: the `tf.distribute.ParameterServerStrategy`.
         checkpoint_dir: where `fit` saves the model, its optimizer and the step
-            (through `tf.train.CheckpointManager`, from this process), and what
-            the trainer restores from when the directory already holds one.
-            None: no checkpoints.
+            (`tf.train.CheckpointManager`; each parameter server writes its
+            own variables, so on a real cluster this is storage every task
+            can write), and what the trainer restores from when the directory
+            already holds one. None: no checkpoints.
         checkpoint_every: steps between checkpoints (and one at the end of
             `fit`); None: only at the end.
         steps_per_execution: steps a worker runs per scheduled function (fewer
@@ -245,6 +245,13 @@ def _worker_count(strategy):
     if not workers:
         raise ValueError("ParameterServerTrainer: the strategy's cluster lists no workers.")
     return len(workers)
+
+
+def shard_devices(model):
+    """{weight path: [device of each shard]} of the model's weights that are
+    split in row shards (the partitioner's decision, for logs and tests)."""
+    return {weight.path: [shard.device for shard in weight.value.variables]
+            for weight in model.weights if isinstance(weight.value, _ShardedVariable)}
 
 
 def read_whole(variable):

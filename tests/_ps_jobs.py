@@ -86,10 +86,8 @@ def _strategy():
 
 
 def _sharding(model):
-    """{weight path: [device of each shard]} for the sharded weights."""
-    from din_tf.parameter_server import _ShardedVariable
-    return {w.path: [s.device for s in w.value.variables] for w in model.weights
-            if isinstance(w.value, _ShardedVariable)}
+    from din_tf.parameter_server import shard_devices
+    return shard_devices(model)
 
 
 # -- jobs -----------------------------------------------------------------------
