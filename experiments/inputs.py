@@ -162,9 +162,11 @@ def worker_stream(data, data_cfg, with_negatives, seed, rows_dir):
     (`din_tf.data.write_row_files`) and worker i reads files i, i + n, ...;
     only file names travel with the function. The DIEN repo's fixed batch
     order (`"dien_iterator"`) and length buckets need every row's history
-    length up front: worker i then builds its batches i, i + n, ... from the
-    rows in memory, which travel to every worker inside the function (fine
-    for data of a few hundred MB; the graph limit is 2 GB).
+    length up front: worker i then builds its share (the fixed batches i,
+    i + n, ...; or its rows) from the rows in memory, which travel to every
+    worker inside the function (fine for data of a few hundred MB; the graph
+    limit is 2 GB). Rows are dealt to workers by a fixed permutation
+    (`SHARD_SEED`), not in stored order.
     """
     if data_cfg.batching == "sequential" and not data_cfg.bucket_boundaries:
         files = _row_files(data.train, rows_dir)
@@ -197,7 +199,7 @@ SHARD_SEED = 0
 def _row_files(samples, rows_dir):
     """The training rows as files in `rows_dir/<fingerprint of the rows>`,
     written once: a restarted chief reuses them, other data gets its own."""
-    digest = hashlib.sha256()
+    digest = hashlib.sha256(f"dealt by permutation {SHARD_SEED}".encode())
     for field in dataclasses.fields(samples):
         value = getattr(samples, field.name)
         if value is not None:
