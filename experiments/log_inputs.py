@@ -193,11 +193,12 @@ def training_epoch(data, data_cfg, with_negatives, seed, epoch, steps_per_epoch)
 
 def worker_stream(data, data_cfg, with_negatives, seed, rows_dir):
     """`dataset_fn(input_context)` for parameter servers: worker i of n reads
-    the endless stream of passes over rows i, i + n, ... The rows travel to
-    every worker inside the function (fine for logs of a few hundred MB; the
-    graph limit is 2 GB); `rows_dir` is unused (see
-    `experiments.inputs.worker_stream`)."""
+    the endless stream of passes over its share of the rows, dealt by a fixed
+    permutation (`inputs.SHARD_SEED`). The rows travel to every worker inside
+    the function (fine for logs of a few hundred MB; the graph limit is
+    2 GB); `rows_dir` is unused (see `experiments.inputs.worker_stream`)."""
     del rows_dir
+
     def dataset_fn(input_context):
         return make_log_dataset(data.train, data.encoder, data_cfg.train_batch_size,
                                 pass_index=0, repeat=True, with_negatives=with_negatives,

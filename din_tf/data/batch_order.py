@@ -43,15 +43,18 @@ def row_batches(n: int,
     the shuffled and batched rows (the same batches every pass).
     `shard_seed`: None deals rows to shards in turn (shard k keeps rows k,
     k + num_shards, ...); an int deals them in the order of a permutation
-    drawn from it.
+    drawn from it (each shard's rows stay in stored order).
     """
     if isinstance(shard_index, (tf.Tensor, tf.Variable)):
         shard_index = tf.cast(shard_index, tf.int64)
-    # Row r of the data is row `order[r]` of the shards' deal: the identity,
-    # or a fixed permutation, so that data stored in a pattern (a clicked and
-    # a non-clicked row in turn, say) is not dealt by that pattern.
-    order = None if shard_seed is None else tf.constant(
-        np.random.default_rng(shard_seed).permutation(n).astype(np.int64))
+    dealt_rows = None
+    if shard_seed is not None and num_shards > 1:
+        # Deal in the order of a fixed permutation, so that data stored in a
+        # pattern (a clicked and a non-clicked row in turn, say) is not dealt
+        # by that pattern; each shard keeps its rows in stored order.
+        order = tf.constant(np.random.default_rng(shard_seed).permutation(n).astype(np.int64))
+        dealt_rows = tf.sort(tf.gather(order, tf.range(shard_index, n, num_shards,
+                                                       dtype=tf.int64)))
     if batch is None:
         batch = lambda rows: rows.batch(batch_size, drop_remainder=drop_remainder)  # noqa: E731
 
@@ -59,10 +62,12 @@ def row_batches(n: int,
         if fixed_batches is not None:
             ds = fixed_batches
         else:
-            ds = (tf.data.Dataset.range(n) if order is None
-                  else tf.data.Dataset.from_tensor_slices(order))
-            if num_shards > 1:
-                ds = ds.shard(num_shards, shard_index)
+            if dealt_rows is not None:
+                ds = tf.data.Dataset.from_tensor_slices(dealt_rows)
+            else:
+                ds = tf.data.Dataset.range(n)
+                if num_shards > 1:
+                    ds = ds.shard(num_shards, shard_index)
             if shuffle:
                 ds = ds.shuffle(n, seed=seed, reshuffle_each_iteration=True)
             ds = batch(ds)
@@ -74,8 +79,8 @@ def row_batches(n: int,
     shard_rows = (tf.range(shard_index, n, num_shards, dtype=tf.int64)
                   if isinstance(shard_index, tf.Tensor)
                   else tf.constant(np.arange(shard_index, n, num_shards, dtype=np.int64)))
-    if order is not None:
-        shard_rows = tf.gather(order, shard_rows)
+    if dealt_rows is not None:
+        shard_rows = dealt_rows
 
     def one_pass(number):
         # Independent stateless streams for the order and for each batch's
@@ -126,7 +131,7 @@ def check_shard(caller, num_shards, shard_index):
     """Checks `num_shards` (an int >= 1) and `shard_index`: an int in
     [0, num_shards), or a scalar integer tensor (a worker's index, known only
     when the input function runs on it, as under ParameterServerStrategy);
-    returns the index (a tensor as int64)."""
+    returns the index as an int, or as an int64 tensor."""
     if isinstance(num_shards, bool) or not isinstance(num_shards, (int, np.integer)) \
             or num_shards < 1:
         raise ValueError(f"{caller}: argument 'num_shards' expected a positive int, got "

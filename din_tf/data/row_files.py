@@ -87,8 +87,9 @@ def write_row_files(samples: Samples, directory, num_files: int,
     """Stores the rows of `samples` as `num_files` TFRecord files in `directory`.
 
     Row i goes to file `i % num_files`, named `rows-<i>-of-<num_files>.tfrecord`
-    (five digits each). With `deal_seed` the rows are first put in the order
-    of a fixed permutation drawn from it, so that no file inherits a pattern
+    (five digits each). With `deal_seed` the rows are dealt in the order of a
+    fixed permutation drawn from it (each file keeps its rows in stored
+    order), so that no file inherits a pattern
     of the stored order (the protocols store a clicked and a non-clicked row
     in turn: dealt in turn over an even number of files, every file would hold
     one label, and so would every worker reading its share). The files are written into a temporary directory and
@@ -130,7 +131,7 @@ def write_row_files(samples: Samples, directory, num_files: int,
     with atomic_output_dir(directory) as staging:
         for index, file_name in enumerate(names):
             with tf.io.TFRecordWriter(os.path.join(staging, file_name)) as writer:
-                for row in order[index::num_files]:
+                for row in np.sort(order[index::num_files]):
                     writer.write(_example(samples, int(row), fixed_negatives)
                                  .SerializeToString())
     return [os.path.join(directory, file_name) for file_name in names]

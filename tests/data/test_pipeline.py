@@ -223,8 +223,8 @@ def test_shard_index_may_be_a_tensor_known_when_the_pipeline_runs(pass_index):
 @pytest.mark.parametrize("pass_index", [None, 0])
 def test_shard_seed_deals_rows_by_a_fixed_permutation(pass_index):
     """Rows stored clicked / non-clicked in turn: dealt in turn to two shards,
-    each holds one label; dealt by a permutation, both hold both, and the
-    shards still partition the rows."""
+    each holds one label; dealt by a permutation, both hold both, the shards
+    still partition the rows, and each keeps them in stored order."""
     samples = _toy(n=40)
     samples.label[:] = np.arange(40) % 2
     def shard(index, shard_seed):
@@ -238,6 +238,11 @@ def test_shard_seed_deals_rows_by_a_fixed_permutation(pass_index):
     assert all(set(labels.tolist()) == {0.0, 1.0} for _, labels in dealt)
     assert sorted(np.concatenate([users for users, _ in dealt]).tolist()) == list(range(40))
     np.testing.assert_array_equal(shard(1, 5)[0], dealt[1][0])  # fixed by the seed
+    assert all(np.all(np.diff(users) > 0) for users, _ in dealt)  # each in stored order
+    # One shard: nothing to deal, the stored order.
+    np.testing.assert_array_equal(
+        np.concatenate([f[F.USER_ID] for f, _ in _collect(pipeline.make_dataset(
+            samples, 8, shard_seed=5, pass_index=pass_index))]), np.arange(40))
     with pytest.raises(ValueError, match=r"'shard_seed' expected an int or None, got 'x'"):
         pipeline.make_dataset(samples, 8, shard_seed="x")
 

@@ -270,5 +270,6 @@ def test_deal_seed_mixes_a_stored_pattern_into_every_file(tmp_path):
     dealt = labels_per_file("dealt", deal_seed=0)
     assert all(set(labels.tolist()) == {0.0, 1.0} for _, labels in dealt)
     assert sorted(np.concatenate([users for users, _ in dealt]).tolist()) == list(range(40))
+    assert all(np.all(np.diff(users) > 0) for users, _ in dealt)  # each in stored order
     with pytest.raises(ValueError, match=r"'deal_seed' expected an int or None, got 1.5"):
         write_row_files(samples, tmp_path / "bad", 2, deal_seed=1.5)
