@@ -27,15 +27,17 @@ class DIN(DIENRepoModel):
 
     Args:
         attention_softmax: softmax-normalise the attention weights (True as
-            coded; the DIN paper drops the softmax).
+            coded; the DIN paper drops the softmax). None: the preset's
+            (`preset="paper"`: False).
         other arguments: see `DIENRepoModel`.
     """
 
     default_activation = "dice"
 
-    def __init__(self, n_uid=None, n_mid=None, n_cat=None, attention_softmax=True, **kwargs):
-        super().__init__(n_uid, n_mid, n_cat, **kwargs)
-        self.attention_softmax = bool(attention_softmax)
+    def __init__(self, n_uid=None, n_mid=None, n_cat=None, attention_softmax=None, **kwargs):
+        super().__init__(n_uid, n_mid, n_cat,
+                         _sequence_options=dict(attention_softmax=attention_softmax), **kwargs)
+        self.attention_softmax = bool(self.options["attention_softmax"])
         names = ["attention"] + [f"attention_{s.name}" for s in self.schema.sequences[1:]]
         layers = [DINAttention("dien", use_softmax=self.attention_softmax,
                                zero_masked_weights=not self.attention_softmax, name=name)

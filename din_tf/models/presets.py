@@ -13,6 +13,7 @@ DIEN_REPO_FAMILY = {
     "aux_reduction": ("all_cells", "valid_cells"),  # §4: padded cells in the mean
     "augru_gate": ("as_coded", "paper"),     # §3.2
     "reset_after": (False, True),            # §3.2: reset placement
+    "attention_softmax": (True, False),      # DIN: the DIN paper drops the softmax
 }
 
 DIN_REPO_FAMILY = {

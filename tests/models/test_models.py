@@ -1,6 +1,8 @@
 """Behaviour of every model: fit lowers the loss, `.keras` round trip,
 sparse embedding gradients, presets, and argument errors."""
 
+import inspect
+
 import keras
 import numpy as np
 import pytest
@@ -83,6 +85,35 @@ def test_explicit_options_override_the_preset():
     assert model.options["reset_after"] is True
     din = models.DINRepoModel(30, 6, kind="din_dice", preset="paper")
     assert din.mlp_dice[0].mode == "paper" and din.attention.use_softmax is False
+
+
+def _constructor_options(cls):
+    """Every keyword any constructor in `cls`'s hierarchy takes."""
+    names = set()
+    for klass in cls.__mro__:
+        if "__init__" in vars(klass):
+            names |= set(inspect.signature(klass.__init__).parameters)
+    return names
+
+
+@pytest.mark.parametrize("name", sorted(models.ORIGINAL_MODELS))
+def test_each_preset_sets_every_code_vs_paper_option_the_model_takes(name):
+    """Every constructor option that any family documents as a code-vs-paper
+    difference (`presets.FAMILIES`) is in the model's own family table, and
+    `preset="paper"` / the family preset set it to that table's value."""
+    from din_tf.models import presets
+    family = name.split("/")[0]
+    table = presets.FAMILIES[family]
+    documented = set().union(*presets.FAMILIES.values())
+    cls, fixed = models.ORIGINAL_MODELS[name]
+    taken = (_constructor_options(cls) & documented) - set(fixed)
+    assert taken, name
+    assert taken <= set(table), f"{name}: {sorted(taken - set(table))} are left to defaults"
+    sizes = dict(n_users=9, n_items=30, n_categories=6)
+    for column, preset in enumerate((family, "paper")):
+        model = models.get_model(name, preset=preset, **sizes)
+        for option in taken:
+            assert model.options[option] == table[option][column], (name, preset, option)
 
 
 def test_history_sum_masking_option(batch):
