@@ -41,6 +41,8 @@ import keras
 import numpy as np
 import tensorflow as tf
 
+from din_tf.models.ctr_model import unpack_batch
+
 _ShardedVariable = tf.__internal__.distribute.ShardedVariable
 
 
@@ -114,25 +116,18 @@ class ParameterServerTrainer:
         return int(self._step.numpy())
 
     def _replica_step(self, batch):
-        model, optimizer = self.model, self.model.optimizer
-        x, y, sample_weight = keras.utils.unpack_x_y_sample_weight(batch)
-        if sample_weight is not None:
-            raise ValueError("sample_weight is not supported: the originals' losses are "
-                             "unweighted means.")
-        with tf.GradientTape() as tape:
-            _, losses = model.compute_losses(x, y, training=True)
-            scaled = optimizer.scale_loss(losses["loss"])
-        grads = tape.gradient(scaled, self._variables)
+        model = self.model
+        losses, _, grads = model.losses_and_gradients(*unpack_batch(batch), self._variables)
         grads, views = model.process_gradients(grads, self._views)
-        optimizer.apply(grads, views)
+        model.optimizer.apply(grads, views)
         self._step.assign_add(1)
         return losses
 
     def _worker_steps(self, iterator):
-        totals = None
-        for _ in tf.range(self.steps_per_execution):
+        totals = self.strategy.run(self._replica_step, args=(next(iterator),))
+        for _ in tf.range(self.steps_per_execution - 1):
             losses = self.strategy.run(self._replica_step, args=(next(iterator),))
-            totals = losses if totals is None else {k: totals[k] + v for k, v in losses.items()}
+            totals = {k: totals[k] + v for k, v in losses.items()}
         return {k: v / self.steps_per_execution for k, v in totals.items()}
 
     def fit(self, dataset_fn, steps, sync_every=None, on_sync=None):
@@ -179,8 +174,8 @@ class ParameterServerTrainer:
                 # Steps that ran concurrently may have counted once in the
                 # optimizer (Adam's bias correction, learning-rate schedules).
                 self.model.optimizer.iterations.assign(self._step)
-                means = {k: float(np.mean([p.fetch()[k] for p in pending]))
-                         for k in pending[0].fetch()}
+                fetched = [p.fetch() for p in pending]
+                means = {k: float(np.mean([f[k] for f in fetched])) for k in fetched[0]}
                 pending = []
                 history.append((step, means))
                 if on_sync is not None:
@@ -213,8 +208,10 @@ class ParameterServerTrainer:
                     num_replicas_in_sync=strategy_context.num_replicas_in_sync)
                 return dataset_fn(context)
 
-            per_worker = self.coordinator.create_per_worker_dataset(
-                lambda: self.strategy.distribute_datasets_from_function(worker_dataset_fn))
+            def per_worker_dataset():
+                return self.strategy.distribute_datasets_from_function(worker_dataset_fn)
+
+            per_worker = self.coordinator.create_per_worker_dataset(per_worker_dataset)
             self._dataset_fn, self._iterator = dataset_fn, iter(per_worker)
         return self._iterator
 
@@ -228,9 +225,11 @@ class ParameterServerTrainer:
                                "parameter servers again.")
         copy = type(self.model).from_config(self.model.get_config())
         copy.build()
-        if len(copy.weights) != len(self.model.weights):
-            raise RuntimeError(f"{type(self.model).__name__}: the copy has {len(copy.weights)} "
-                               f"weights, the trained model {len(self.model.weights)}.")
+        shapes = [tuple(w.shape) for w in self.model.weights]
+        if [tuple(w.shape) for w in copy.weights] != shapes:
+            raise RuntimeError(f"{type(self.model).__name__}: the copy's weights differ in number "
+                               f"or shape from the trained model's ({len(copy.weights)} vs "
+                               f"{len(shapes)}).")
         for target, source in zip(copy.weights, self.model.weights):
             target.assign(read_whole(source))
         return copy

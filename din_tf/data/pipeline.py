@@ -312,31 +312,18 @@ def make_dataset(samples: Samples,
                              f"{negatives.item_category.size})")
 
     def build(rows, batch_seed):
-        s = tf.gather(start, rows)
-        l = tf.gather(length, rows)
-        if maxlen is not None:
-            cut = tf.maximum(l - maxlen, 0)
-            s, l = s + cut, l - cut
-        t = tf.constant(maxlen, tf.int64) if pad_to_maxlen else tf.reduce_max(l)
-        steps = tf.range(t, dtype=tf.int64)
-        mask = steps[tf.newaxis, :] < l[:, tf.newaxis]
-        where = tf.where(mask, s[:, tf.newaxis] + steps[tf.newaxis, :], 0)
-        zeros = tf.zeros_like(where, tf.int32)
+        if fixed_neg:
+            draw = lambda history, where: (tf.gather(steps_neg_item, where),  # noqa: E731
+                                           tf.gather(steps_neg_cat, where))
+        elif negatives is not None:
+            draw = lambda history, where: sample_negatives(  # noqa: E731
+                history, pool, item_category, negatives.num_negatives, batch_seed)
+        else:
+            draw = None
         feats = {key: tf.gather(col, rows) for key, col in columns.items()}
-        feats[F.HISTORY_ITEM_IDS] = tf.where(mask, tf.gather(steps_item, where), zeros)
-        feats[F.HISTORY_CATEGORY_IDS] = tf.where(mask, tf.gather(steps_cat, where), zeros)
-        feats[F.HISTORY_LENGTH] = tf.cast(l, tf.int32)
-        if with_mask:
-            feats[F.HISTORY_MASK] = tf.cast(mask, tf.float32)
-        if fixed_neg or negatives is not None:
-            mask3 = mask[:, :, tf.newaxis]
-            if fixed_neg:
-                neg_i, neg_c = tf.gather(steps_neg_item, where), tf.gather(steps_neg_cat, where)
-            else:
-                neg_i, neg_c = sample_negatives(feats[F.HISTORY_ITEM_IDS], pool, item_category,
-                                                negatives.num_negatives, batch_seed)
-            feats[F.NEGATIVE_ITEM_IDS] = tf.where(mask3, neg_i, tf.zeros_like(neg_i))
-            feats[F.NEGATIVE_CATEGORY_IDS] = tf.where(mask3, neg_c, tf.zeros_like(neg_c))
+        feats.update(history_features(
+            tf.gather(start, rows), tf.gather(length, rows), steps_item, steps_cat, maxlen,
+            pad_to_maxlen=pad_to_maxlen, with_mask=with_mask, negatives=draw))
         return feats, tf.gather(label, rows)
 
     def batched(rows):
@@ -374,6 +361,42 @@ def make_dataset(samples: Samples,
     if prefetch:
         ds = ds.prefetch(tf.data.AUTOTUNE)
     return ds
+
+
+def history_features(start, length, steps_item, steps_cat, maxlen=None, *,
+                     pad_to_maxlen=False, with_mask=False, negatives=None):
+    """A batch's history keys from (start, length) windows into per-step ids.
+
+    `start`, `length`: int64 [B]; `steps_item`, `steps_cat`: int32 [M + 1]
+    (a trailing zero step keeps every gather valid). `maxlen` keeps the last
+    `maxlen` steps of longer histories; the batch is padded with 0 to its
+    longest (truncated) history, or to `maxlen` with `pad_to_maxlen`.
+    `negatives(history_items [B, T], step_index [B, T])` returns the
+    negatives' item and category ids [B, T, K] (fixed ones gathered at the
+    steps, or drawn); they are zeroed on padded steps. Returns
+    history_item_ids, history_category_ids, history_length (int32), and
+    history_mask / negative_* when asked for.
+    """
+    s, l = start, length
+    if maxlen is not None:
+        cut = tf.maximum(l - maxlen, 0)
+        s, l = s + cut, l - cut
+    t = tf.constant(maxlen, tf.int64) if pad_to_maxlen else tf.reduce_max(l)
+    steps = tf.range(t, dtype=tf.int64)
+    mask = steps[tf.newaxis, :] < l[:, tf.newaxis]
+    where = tf.where(mask, s[:, tf.newaxis] + steps[tf.newaxis, :], 0)
+    zeros = tf.zeros_like(where, tf.int32)
+    feats = {F.HISTORY_ITEM_IDS: tf.where(mask, tf.gather(steps_item, where), zeros),
+             F.HISTORY_CATEGORY_IDS: tf.where(mask, tf.gather(steps_cat, where), zeros),
+             F.HISTORY_LENGTH: tf.cast(l, tf.int32)}
+    if with_mask:
+        feats[F.HISTORY_MASK] = tf.cast(mask, tf.float32)
+    if negatives is not None:
+        neg_i, neg_c = negatives(feats[F.HISTORY_ITEM_IDS], where)
+        mask3 = mask[:, :, tf.newaxis]
+        feats[F.NEGATIVE_ITEM_IDS] = tf.where(mask3, neg_i, tf.zeros_like(neg_i))
+        feats[F.NEGATIVE_CATEGORY_IDS] = tf.where(mask3, neg_c, tf.zeros_like(neg_c))
+    return feats
 
 
 def input_fn(samples, global_batch_size, **kwargs):

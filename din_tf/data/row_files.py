@@ -38,7 +38,7 @@ import tensorflow as tf
 
 from din_tf import features as F
 from din_tf.data._io import atomic_output_dir
-from din_tf.data.pipeline import NegativeSampler, sample_negatives
+from din_tf.data.pipeline import NegativeSampler, history_features, sample_negatives
 from din_tf.data.samples import Samples
 
 NUM_NEGATIVES = "num_negatives"
@@ -301,31 +301,20 @@ def read_row_files(files: Iterable,
                 message=f"row files: every row has K={num_neg} negatives"))
         with tf.control_dependencies(checks):
             steps_item = flat_steps(items)
-        steps_cat = flat_steps(cats)
-        if maxlen is not None:
-            cut = tf.maximum(l - maxlen, 0)
-            s, l = s + cut, l - cut
-        t = tf.reduce_max(l)
-        steps = tf.range(t, dtype=tf.int64)
-        mask = steps[tf.newaxis, :] < l[:, tf.newaxis]
-        where = tf.where(mask, s[:, tf.newaxis] + steps[tf.newaxis, :], 0)
-        zeros = tf.zeros_like(where, tf.int32)
+        if fixed_neg:
+            draw = lambda history, where: (  # noqa: E731
+                tf.gather(flat_steps(ex[F.NEGATIVE_ITEM_IDS], num_neg), where),
+                tf.gather(flat_steps(ex[F.NEGATIVE_CATEGORY_IDS], num_neg), where))
+        elif negatives is not None:
+            draw = lambda history, where: sample_negatives(  # noqa: E731
+                history, pool, item_category, negatives.num_negatives,
+                fold_in(draws_key, batch_number))
+        else:
+            draw = None
         feats = {key: tf.cast(ex[key], tf.int32) for key in (F.USER_ID, F.ITEM_ID,
                                                              F.CATEGORY_ID)}
-        feats[F.HISTORY_ITEM_IDS] = tf.where(mask, tf.gather(steps_item, where), zeros)
-        feats[F.HISTORY_CATEGORY_IDS] = tf.where(mask, tf.gather(steps_cat, where), zeros)
-        feats[F.HISTORY_LENGTH] = tf.cast(l, tf.int32)
-        if fixed_neg or negatives is not None:
-            mask3 = mask[:, :, tf.newaxis]
-            if fixed_neg:
-                neg_i = tf.gather(flat_steps(ex[F.NEGATIVE_ITEM_IDS], num_neg), where)
-                neg_c = tf.gather(flat_steps(ex[F.NEGATIVE_CATEGORY_IDS], num_neg), where)
-            else:
-                batch_seed = fold_in(draws_key, batch_number)
-                neg_i, neg_c = sample_negatives(feats[F.HISTORY_ITEM_IDS], pool, item_category,
-                                                negatives.num_negatives, batch_seed)
-            feats[F.NEGATIVE_ITEM_IDS] = tf.where(mask3, neg_i, tf.zeros_like(neg_i))
-            feats[F.NEGATIVE_CATEGORY_IDS] = tf.where(mask3, neg_c, tf.zeros_like(neg_c))
+        feats.update(history_features(s, l, steps_item, flat_steps(cats), maxlen,
+                                      negatives=draw))
         return feats, ex[LABEL]
 
     ds = tf.data.Dataset.from_tensor_slices(files)

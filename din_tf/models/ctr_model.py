@@ -171,8 +171,7 @@ class CTRModel(keras.Model):
                    for seq in schema.sequences)
 
     def train_step(self, data):
-        x, y, sample_weight = keras.utils.unpack_x_y_sample_weight(data)
-        _reject_sample_weight(sample_weight)
+        x, y = unpack_batch(data)
         gradients = self._losses_and_gradients
         if self.jit_compile:
             if getattr(self, "_xla_gradients", None) is None:
@@ -185,11 +184,19 @@ class CTRModel(keras.Model):
         return _reducible_logs(self._update_metrics(losses, y, {"probability": probability}))
 
     def _losses_and_gradients(self, x, y):
+        return self.losses_and_gradients(x, y, self.trainable_variables)
+
+    def losses_and_gradients(self, x, y, sources):
+        """(losses, probability, gradients of the optimizer's scaled loss with
+        respect to `sources`): the training step before gradient processing.
+        `sources` are the model's trainable variables, or the TensorFlow
+        variables behind them (one per shard of a sharded table, as
+        `din_tf.parameter_server` differentiates)."""
         with tf.GradientTape() as tape:
             outputs, losses = self.compute_losses(x, y, training=True)
             replicas = tf.distribute.get_strategy().num_replicas_in_sync
             scaled = self.optimizer.scale_loss(losses["loss"] / replicas)
-        grads = tape.gradient(scaled, self.trainable_variables)
+        grads = tape.gradient(scaled, sources)
         return losses, outputs["probability"], grads
 
     def make_train_function(self, force=False):
@@ -205,8 +212,7 @@ class CTRModel(keras.Model):
             self.jit_compile = jit_compile
 
     def test_step(self, data):
-        x, y, sample_weight = keras.utils.unpack_x_y_sample_weight(data)
-        _reject_sample_weight(sample_weight)
+        x, y = unpack_batch(data)
         outputs, losses = self.compute_losses(x, y, training=False)
         return _reducible_logs(self._update_metrics(losses, y, outputs))
 
@@ -325,7 +331,11 @@ def _labels_1d(labels):
     return labels
 
 
-def _reject_sample_weight(sample_weight):
+def unpack_batch(data):
+    """`(features, labels)` of a batch; sample weights are refused (the
+    originals' losses are unweighted means)."""
+    x, y, sample_weight = keras.utils.unpack_x_y_sample_weight(data)
     if sample_weight is not None:
         raise ValueError(
             "sample_weight is not supported: the originals' losses are unweighted means.")
+    return x, y
