@@ -12,7 +12,10 @@ setup(
     long_description=open("README.md", encoding="utf-8").read(),
     long_description_content_type="text/markdown",
     python_requires=">=3.10",
-    packages=find_packages(include=["din_tf", "din_tf.*", "experiments", "experiments.*"]),
+    # `experiments/` in the checkout is only a deprecated alias of din_tf.experiments;
+    # it is not installed, so nothing named `experiments` lands in site-packages.
+    packages=find_packages(include=["din_tf", "din_tf.*"]),
+    package_data={"din_tf.experiments": ["examples/*/*.json", "examples/*/*.md"]},
     install_requires=[
         "tensorflow>=2.21,<2.22",
         "numpy",

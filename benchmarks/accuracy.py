@@ -22,7 +22,7 @@ Each (dataset, protocol) is prepared once into `<work_dir>/prepared/` with the
 protocol's fixed split seed (`data.prepare_seed` default: DIN 1234, DIEN 0), so
 every seed sees the same split; a seed sets `runtime.seed` only (model init,
 data order, negative sampling). Each (dataset, protocol, experiment, seed) then
-runs `python -m experiments.run --noexport` in its own process (no memory or
+runs `python -m din_tf.experiments.run --noexport` in its own process (no memory or
 graph state carried between runs) in `<work_dir>/runs/...`, its output going
 to `log.txt` there. A run whose directory already has `eval.json` is skipped,
 so an interrupted sweep continues where it stopped; a failed run is recorded
@@ -165,8 +165,8 @@ def _merge(base, extra):
 
 def validate(sweep):
     """Checks every flag before anything runs; returns the parsed overrides."""
-    from experiments import config as C
-    from experiments import registry
+    from din_tf.experiments import config as C
+    from din_tf.experiments import registry
     for name, values in (("--datasets", sweep.datasets), ("--protocols", sweep.protocols),
                          ("--experiments", sweep.experiments), ("--seeds", sweep.seeds)):
         if not values:
@@ -290,16 +290,16 @@ def _tail(path, lines=30):
 
 
 def _resolved(experiment, protocol, overrides):
-    from experiments import config as C
-    from experiments import registry
+    from din_tf.experiments import config as C
+    from din_tf.experiments import registry
     return C.from_dict(overrides, registry.get_experiment(f"{experiment}@{protocol}"))
 
 
 def run_one(sweep, overrides, dataset, protocol, experiment, seed):
     """One run's record: loaded when its directory already has results (resume),
-    else from a fresh `experiments.run` subprocess; None in report-only mode
+    else from a fresh `din_tf.experiments.run` subprocess; None in report-only mode
     when the run has not happened."""
-    from experiments import config as C
+    from din_tf.experiments import config as C
     model_dir = run_dir(sweep.work_dir, dataset, protocol, experiment, seed)
     run_overrides = _merge(overrides, {
         "data": {"processed_dir": prepared_dir(sweep.work_dir, dataset, protocol)},
@@ -336,7 +336,7 @@ def run_one(sweep, overrides, dataset, protocol, experiment, seed):
             return _read_json(record_path)  # a recorded failure
         return None
     os.makedirs(model_dir, exist_ok=True)
-    command = [sys.executable, "-m", "experiments.run", f"--experiment={experiment}@{protocol}",
+    command = [sys.executable, "-m", "din_tf.experiments.run", f"--experiment={experiment}@{protocol}",
                f"--model_dir={model_dir}", f"--params_override={json.dumps(run_overrides)}",
                "--noexport"]
     env = dict(os.environ, PYTHONPATH=os.pathsep.join(
@@ -643,7 +643,7 @@ def render_markdown(results, experiments_order):
 
 def _define_flags():
     # Defined only when run as a script, so tests can import this module next
-    # to experiments.run (whose flags share names with these).
+    # to din_tf.experiments.run (whose flags share names with these).
     flags.DEFINE_string("data_dir", DEFAULT_DATA_DIR,
                         "Folder of <dataset>.txt and <dataset>_item2attributes.json.")
     flags.DEFINE_list("datasets", ["Beauty", "Sports_and_Outdoors"], "Dataset names.")

@@ -407,7 +407,7 @@ def main(argv):
                       f"({record['median_step_s'] * 1000:.1f} ms/step)", flush=True)
     rows = summarize(records)
     print(format_table(rows), flush=True)
-    from experiments import atomic_files  # not at the top: the venv's child has no project
+    from din_tf.experiments import atomic_files  # not at the top: the venv's child has no project
 
     atomic_files.write_json(FLAGS.output, {"records": records, "summary": rows})
 

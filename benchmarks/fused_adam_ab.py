@@ -18,7 +18,7 @@ import time
 import numpy as np
 from absl import app, flags
 
-from experiments import atomic_files
+from din_tf.experiments import atomic_files
 
 import train_throughput as tt
 

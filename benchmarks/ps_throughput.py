@@ -40,7 +40,7 @@ import time
 
 from absl import app, flags
 
-from experiments import atomic_files
+from din_tf.experiments import atomic_files
 
 FLAGS = flags.FLAGS
 HERE = os.path.dirname(os.path.abspath(__file__))

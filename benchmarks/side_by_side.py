@@ -34,7 +34,7 @@ import tempfile
 
 from absl import app, flags
 
-from experiments import atomic_files
+from din_tf.experiments import atomic_files
 
 from side_by_side_tables import (
     markdown,

@@ -8,7 +8,7 @@ Subpackages: `schema` (what a model reads) → `layers` → `training` →
 
 from din_tf import _command_line
 
-# `python -m din_tf.data.prepare` and `python -m experiments.run` import this
+# `python -m din_tf.data.prepare` and `python -m din_tf.experiments.run` import this
 # package before their own code runs: quiet TensorFlow's start-up here.
 _command_line.quiet_tensorflow_for_commands()
 

@@ -15,7 +15,8 @@ import tempfile
 from absl import flags
 
 # The programs (`python -m <module>`) that quiet TensorFlow's start-up.
-COMMANDS = ("din_tf.data.prepare", "experiments.run")
+# "experiments.run": the pre-0.2 path, a thin alias of din_tf.experiments.run.
+COMMANDS = ("din_tf.data.prepare", "din_tf.experiments.run", "experiments.run")
 VERBOSE_FLAG = "verbose_tf"
 # 2 hides INFO and WARNING but still prints the `E0000 ... cuInit` lines of a
 # CPU-only machine; 3 hides those too (a real failure still raises in Python).

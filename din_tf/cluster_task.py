@@ -2,7 +2,7 @@
 of a `ParameterServerStrategy` cluster until it is stopped.
 
 Under `ParameterServerStrategy` only the chief runs the training program
-(e.g. `python -m experiments.run --strategy=parameter_server ...`); every
+(e.g. `python -m din_tf.experiments.run --strategy=parameter_server ...`); every
 worker and parameter server runs this command, with `TF_CONFIG` naming the
 cluster and the task:
 

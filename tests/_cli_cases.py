@@ -2,7 +2,7 @@
 (TensorFlow's import costs seconds per process) and prints, as JSON, each
 case's exit code, stdout and stderr.
 
-  python -m tests._cli_cases experiments.run '[["--help"], ["--epochs=x"]]'
+  python -m tests._cli_cases din_tf.experiments.run '[["--help"], ["--epochs=x"]]'
 
 Each case goes through `absl.app.run` with the command's own main and flag
 parser, as `python -m <module>` runs it; an exception escaping the command is

@@ -138,7 +138,7 @@ def _runner_evaluation(model):
     """The experiment runner's test-set evaluation of `model` on fixed data."""
     from types import SimpleNamespace
 
-    from experiments import runner
+    from din_tf.experiments import runner
     features, labels = next(iter(_data(9).unbatch().batch(GLOBAL_BATCH * STEPS)))
     groups = np.asarray(features["user_id"])
     data = SimpleNamespace(test=SimpleNamespace(label=np.asarray(labels)), test_groups=groups)

@@ -30,7 +30,7 @@ def processed_dir(tmp_path_factory):
     session (tests read it; runs that prepare their own data use their own
     model_dir)."""
     from din_tf.data import prepare
-    from experiments import config as C
+    from din_tf.experiments import config as C
     out = tmp_path_factory.mktemp("prepared") / "dien"
     prepare.run("dien", str(out), reviews=C.BUNDLED_REVIEWS, meta=C.BUNDLED_META)
     return str(out)

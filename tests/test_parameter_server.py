@@ -254,7 +254,7 @@ def test_cluster_task_rejects_a_bad_tf_config():
 
 def test_runner_trains_evaluates_and_exports_on_parameter_servers(cluster_factory, tmp_path,
                                                                   processed_dir):
-    """`python -m experiments.run --strategy=parameter_server` on the chief:
+    """`python -m din_tf.experiments.run --strategy=parameter_server` on the chief:
     two epochs on the bundled data (tables split over both PS, each worker
     reading its share of the row files), an evaluation
     per epoch, a SavedModel that serves what `--mode=eval` (no cluster) scores
@@ -269,7 +269,7 @@ def test_runner_trains_evaluates_and_exports_on_parameter_servers(cluster_factor
                     "optimizer": "lazy_adam", "embedding_update": "rows",
                     "mba_strength": 1e-5},
         "runtime": {"min_shard_bytes": 4096}})
-    args = ["-m", "experiments.run", "--experiment=dien_repo/DIEN@dien",
+    args = ["-m", "din_tf.experiments.run", "--experiment=dien_repo/DIEN@dien",
             "--strategy=parameter_server", f"--model_dir={model_dir}",
             f"--params_override={override}"]
     environment = cluster._environment("chief", 0)
@@ -330,7 +330,7 @@ def test_parameter_server_auc_is_within_the_single_machine_seed_spread(tmp_path,
     for strategy in aucs:
         for seed in AUC_SEEDS:
             model_dir = str(tmp_path / f"{strategy}_{seed}")
-            args = [sys.executable, "-m", "experiments.run", "--experiment=dien_repo/DIN@dien",
+            args = [sys.executable, "-m", "din_tf.experiments.run", "--experiment=dien_repo/DIN@dien",
                     f"--strategy={strategy}", f"--seed={seed}", f"--model_dir={model_dir}",
                     "--export=false"]
             if strategy == "default":

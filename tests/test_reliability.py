@@ -17,9 +17,9 @@ from din_tf import models
 from din_tf.data import prepare
 from din_tf.data.samples import Samples
 from din_tf.models import ORIGINAL_MODELS
-from experiments import config as C
-from experiments import registry, runner
-from experiments.run import resolve_config
+from din_tf.experiments import config as C
+from din_tf.experiments import registry, runner
+from din_tf.experiments.run import resolve_config
 from tests.data import amazon_fixtures as fx
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -362,7 +362,7 @@ def test_runner_command_reports_bad_input_in_one_line_with_exit_code_2(processed
     }
     corrected = ["--experiment=dien_repo/DNN@dien", f"--processed_dir={processed_dir}",
                  "--params_override=trainer.steps_per_epoch=2,data.eval_batch_size=4096"]
-    results = _cases("experiments.run", [argv + [f"--model_dir={run_dir}", "--noexport"]
+    results = _cases("din_tf.experiments.run", [argv + [f"--model_dir={run_dir}", "--noexport"]
                                          for argv, _ in cases.values()] +
                      [corrected + [f"--model_dir={run_dir}", "--noexport"]], tmp_path)
     for (name, (_, words)), result in zip(cases.items(), results):
@@ -402,7 +402,7 @@ def _tensorflow_log_lines(stderr):
 
 def test_the_runner_starts_quietly_and_help_exits_0():
     env = {k: v for k, v in os.environ.items() if k != "TF_CPP_MIN_LOG_LEVEL"}
-    proc = subprocess.run([sys.executable, "-m", "experiments.run", "--help"], cwd=REPO,
+    proc = subprocess.run([sys.executable, "-m", "din_tf.experiments.run", "--help"], cwd=REPO,
                           env=env, capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stderr[-2000:]
     assert "--params_override" in proc.stdout and "--[no]verbose_tf" in proc.stdout
@@ -412,7 +412,7 @@ def test_the_runner_starts_quietly_and_help_exits_0():
 @pytest.mark.slow
 def test_verbose_tf_brings_the_tensorflow_log_back():
     env = {k: v for k, v in os.environ.items() if k != "TF_CPP_MIN_LOG_LEVEL"}
-    proc = subprocess.run([sys.executable, "-m", "experiments.run", "--verbose_tf", "--help"],
+    proc = subprocess.run([sys.executable, "-m", "din_tf.experiments.run", "--verbose_tf", "--help"],
                           cwd=REPO, env=env, capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0
     assert _tensorflow_log_lines(proc.stderr), proc.stderr

@@ -1,4 +1,4 @@
-"""experiments.atomic_files' JSON and text writers (the runner's and the
+"""din_tf.experiments.atomic_files' JSON and text writers (the runner's and the
 benchmarks'): a file is replaced whole, readable by others (mkstemp makes
 0600 files), and no temporary file is left beside it."""
 
@@ -8,7 +8,7 @@ import stat
 
 import pytest
 
-from experiments import atomic_files
+from din_tf.experiments import atomic_files
 
 
 @pytest.mark.parametrize("write, read, first, second", [

@@ -16,8 +16,8 @@ import tensorflow as tf
 
 from din_tf import models
 from din_tf.data.pipeline import bucketed_batches
-from experiments import evaluation, inputs, runner
-from experiments.run import resolve_config
+from din_tf.experiments import evaluation, inputs, runner
+from din_tf.experiments.run import resolve_config
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
@@ -126,7 +126,7 @@ def test_the_export_command_writes_no_tensorflow_info_lines(main_job, processed_
     cfg, model_dir, _ = main_job
     env = {k: v for k, v in os.environ.items() if k != "TF_CPP_MIN_LOG_LEVEL"}
     proc = subprocess.run(
-        [sys.executable, "-m", "experiments.run", "--experiment=default", "--mode=export",
+        [sys.executable, "-m", "din_tf.experiments.run", "--experiment=default", "--mode=export",
          f"--model_dir={model_dir}", f"--processed_dir={processed_dir}",
          "--params_override=trainer.epochs=1,trainer.steps_per_epoch=20"],
         cwd=REPO, env=env, capture_output=True, text=True, timeout=300)

@@ -15,8 +15,8 @@ import pytest
 from din_tf import metrics
 from din_tf.data.log_prepare import load_prepared_log
 from din_tf.export_raw import raw_serving_request
-from experiments import config as C
-from experiments.runner import run
+from din_tf.experiments import config as C
+from din_tf.experiments.runner import run
 from tests._saved_model_probe import probe as run_probe
 
 SCHEMA = {
@@ -130,7 +130,7 @@ def test_unseen_raw_ids_are_scored_on_the_oov_row(trained):
 
 
 def test_a_prepared_log_and_a_different_schema_are_refused(prepared):
-    from experiments import log_inputs
+    from din_tf.experiments import log_inputs
     directory, output = prepared
     cfg = C.from_dict({"data": {"protocol": "din", "processed_dir": output,
                                 "schema": dict(SCHEMA, sequences=[])}})

@@ -4,7 +4,7 @@ paper presets differ from the coded models only by the preset."""
 import pytest
 
 from din_tf import models
-from experiments.registry import EXPERIMENTS, get_experiment
+from din_tf.experiments.registry import EXPERIMENTS, get_experiment
 
 SIZES = dict(n_users=7, n_items=20, n_categories=5)
 

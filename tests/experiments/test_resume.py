@@ -21,9 +21,9 @@ import numpy as np
 import pytest
 
 from din_tf import _pause_for_kill_test as pause
-from experiments import config as C
-from experiments import runner
-from experiments.run import resolve_config
+from din_tf.experiments import config as C
+from din_tf.experiments import runner
+from din_tf.experiments.run import resolve_config
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 # DIEN (aux-loss negatives, Adam, halved rate) on the bundled raw files, which
@@ -34,7 +34,7 @@ DIEN_REPO_RATES = [1e-3, 5e-4, 2.5e-4]
 
 
 def _command(model_dir, override=DIEN_RUN, *extra):
-    return [sys.executable, "-m", "experiments.run", "--experiment=default",
+    return [sys.executable, "-m", "din_tf.experiments.run", "--experiment=default",
             f"--model_dir={model_dir}", f"--params_override={json.dumps(override)}",
             "--noexport", *extra]
 
@@ -259,7 +259,7 @@ def test_an_epochs_batches_are_a_function_of_seed_and_epoch(processed_dir, tmp_p
     """Epoch e's batches (rows, order, sampled negatives) built fresh, as a
     restarted run builds them, equal those an uninterrupted run trains on,
     and differ from epoch to epoch (reshuffled, negatives redrawn)."""
-    from experiments import inputs
+    from din_tf.experiments import inputs
 
     cfg = _tiny_dnn(processed_dir, 3)
     cfg.data.batching = "sequential"  # the DIEN iterator's order is fixed; shuffle below
@@ -298,7 +298,7 @@ def test_numbered_passes_and_the_rate_schedule_reject_bad_arguments(processed_di
 
     from din_tf import training
     from din_tf.data import make_dataset
-    from experiments import inputs
+    from din_tf.experiments import inputs
 
     data = inputs.load(_tiny_dnn(processed_dir, 1).data, str(tmp_path / "p"))
     with pytest.raises(ValueError, match=r"'pass_index' expected None or an int >= 0, got -1"):

@@ -8,9 +8,9 @@ import sys
 import numpy as np
 import pytest
 
-from experiments import config as C
-from experiments import registry, runner
-from experiments.run import resolve_config
+from din_tf.experiments import config as C
+from din_tf.experiments import registry, runner
+from din_tf.experiments.run import resolve_config
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
@@ -138,12 +138,12 @@ def test_incompatible_resume_and_bad_model_dir_are_errors(processed_dir, tmp_pat
 def test_command_line_errors_exit_2_with_a_message(tmp_path):
     env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3")
     proc = subprocess.run(
-        [sys.executable, "-m", "experiments.run", "--experiment=nope",
+        [sys.executable, "-m", "din_tf.experiments.run", "--experiment=nope",
          f"--model_dir={tmp_path}"], cwd=REPO, env=env, capture_output=True, text=True,
         timeout=300)
     assert proc.returncode == 2
     assert "Unknown experiment 'nope'" in proc.stderr and "dien_repo/DIEN@dien" in proc.stderr
-    listing = subprocess.run([sys.executable, "-m", "experiments.run", "--list_experiments"],
+    listing = subprocess.run([sys.executable, "-m", "din_tf.experiments.run", "--list_experiments"],
                              cwd=REPO, env=env, capture_output=True, text=True, timeout=300)
     assert listing.returncode == 0 and "paper/DIEN@din" in listing.stdout.split()
 
@@ -154,7 +154,7 @@ def test_steps_per_execution_trains_the_same_steps_to_the_same_weights(processed
     change speed only: the same steps, data order and final weights."""
     import keras
     from din_tf import models
-    from experiments import inputs
+    from din_tf.experiments import inputs
 
     data = inputs.load(C.DataConfig(processed_dir=processed_dir), str(tmp_path / "p"))
     batches = -(-len(data.train.label) // 64)
@@ -201,7 +201,7 @@ def test_evaluation_is_one_pass_equal_to_keras_evaluate_and_predict(processed_di
     final results of train_and_eval reuse the last epoch's evaluation, equal
     to a fresh --mode=eval of the saved weights."""
     from din_tf import models
-    from experiments import evaluation, inputs
+    from din_tf.experiments import evaluation, inputs
 
     cfg = _tiny(processed_dir, model="dien_repo/DIEN")
     model_dir = str(tmp_path / "run")
@@ -239,7 +239,7 @@ def test_mini_batch_aware_frequencies_follow_each_models_schema(processed_dir):
     model's schema reads through it (DeepFM's linear tables included)."""
     from din_tf import models
     from din_tf.data.frequency import feature_frequencies
-    from experiments import inputs
+    from din_tf.experiments import inputs
     cfg = C.ExperimentConfig()
     cfg.data.processed_dir = processed_dir
     data = inputs.load(cfg.data, None)

@@ -68,7 +68,7 @@ def validate(cfg):
     from din_tf.distribute import STRATEGY_NAMES
     from din_tf.export import DICE_STATISTICS
     from din_tf.models.ctr_model import EMBEDDING_UPDATES
-    from experiments.evaluation import SCORINGS
+    from din_tf.experiments.evaluation import SCORINGS
     _validate_model(cfg.model)
     _validate_data(cfg.data)
     _validate_own_log(cfg)
@@ -133,7 +133,7 @@ def _validate_data(data):
                 not all(_is_int(b) and b > 0 for b in boundaries) or \
                 any(a >= b for a, b in zip(boundaries, boundaries[1:])):
             _fail("data.bucket_boundaries", boundaries, expected)
-    from experiments.inputs import BATCHINGS
+    from din_tf.experiments.inputs import BATCHINGS
     _choice("data.batching", data.batching, BATCHINGS)
     if data.batching == "dien_iterator" and (data.shuffle or boundaries):
         key, value = (("data.shuffle", data.shuffle) if data.shuffle

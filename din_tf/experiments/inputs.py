@@ -12,7 +12,7 @@ from din_tf.data import load_dien_dir, load_din_dir, make_dataset, prepare
 from din_tf.data.row_files import read_row_files, write_row_files
 from din_tf.data.pipeline import NegativeSampler, bucketed_batches, dien_iterator_batches
 from din_tf.data.samples import Samples
-from experiments import atomic_files
+from din_tf.experiments import atomic_files
 
 
 
@@ -122,7 +122,7 @@ def test_set(data, data_cfg, with_negatives, seed):
     batches emit them, to map scores back to the file. The negatives are the
     same on every pass, so each epoch's test losses (and a resumed run's) are
     comparable. Histories are kept whole (spec §6.2 item 6)."""
-    # Valid combinations: ExperimentConfig.validate (experiments/config_checks.py).
+    # Valid combinations: ExperimentConfig.validate (din_tf/experiments/config_checks.py).
     lengths, batch_size = data.test.history_length, data_cfg.eval_batch_size
     if data_cfg.batching == "dien_iterator":
         batches = dien_iterator_batches(lengths, batch_size)

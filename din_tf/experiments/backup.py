@@ -24,7 +24,7 @@ import keras
 from absl import logging
 
 from din_tf._pause_for_kill_test import pause_if_requested
-from experiments import atomic_files
+from din_tf.experiments import atomic_files
 
 WEIGHTS_FILE = "model.weights.h5"
 STATE_FILE = "state.json"

@@ -23,8 +23,8 @@ from din_tf import models, training
 from din_tf._pause_for_kill_test import pause_if_requested
 from din_tf._pause_for_kill_test import requested as requested_pause
 from din_tf.data.frequency import feature_frequencies
-from experiments import atomic_files, backup, evaluation, inputs, log_inputs, plot
-from experiments import config as C
+from din_tf.experiments import atomic_files, backup, evaluation, inputs, log_inputs, plot
+from din_tf.experiments import config as C
 
 # Config keys that may change between runs sharing a model_dir.
 RESUMABLE_KEYS = ("trainer.epochs", "data.eval_batch_size", "export.dice_statistics",

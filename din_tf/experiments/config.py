@@ -6,8 +6,9 @@ import json
 import os
 from typing import Optional
 
-BUNDLED_DATA_DIR = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
-                                "data")
+# The bundled dataset lives in the checkout's data/ folder (three levels up).
+_CHECKOUT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+BUNDLED_DATA_DIR = os.path.join(_CHECKOUT, "data")
 BUNDLED_REVIEWS = os.path.join(BUNDLED_DATA_DIR, "reviews_Synthetic_5.json.gz")
 BUNDLED_META = os.path.join(BUNDLED_DATA_DIR, "meta_Synthetic.json.gz")
 
@@ -33,7 +34,7 @@ class DataConfig:
     batching: str = "sequential"    # "sequential" (file or shuffled order, or buckets) or
                                     # "dien_iterator" (the DIEN repo's length-sorted chunks)
     prepare_seed: Optional[int] = None  # protocol randomness (None: the protocol's default)
-    # Your own log instead of Amazon reviews (experiments/log_inputs.py): a log
+    # Your own log instead of Amazon reviews (din_tf/experiments/log_inputs.py): a log
     # spec (din_tf.data.log_spec.LogSpec) and a feature schema (din_tf.schema), each
     # a JSON file path or an inline object; data_dir resolves the spec's
     # relative paths (default: the spec file's directory).
@@ -95,9 +96,9 @@ class ExperimentConfig:
         return dataclasses.asdict(self)
 
     def validate(self):
-        """Checks every field's type and range (experiments/config_checks.py);
+        """Checks every field's type and range (din_tf/experiments/config_checks.py);
         raises ValueError naming the dotted key, the value and the expectation."""
-        from experiments import config_checks
+        from din_tf.experiments import config_checks
         return config_checks.validate(self)
 
 

@@ -18,7 +18,7 @@ from din_tf.data import log_prepare, log_spec
 from din_tf.data.log_pipeline import fit_schema, make_log_dataset, table_frequencies
 from din_tf.data.log_samples import LogSamples
 from din_tf.schema import FeatureEncoder, FeatureSchema
-from experiments import atomic_files, inputs
+from din_tf.experiments import atomic_files, inputs
 
 @dataclasses.dataclass
 class LogData:
@@ -181,7 +181,7 @@ def test_set(data, data_cfg, with_negatives, seed):
 
 def training_epoch(data, data_cfg, with_negatives, seed, epoch, steps_per_epoch):
     """Epoch `epoch`'s batches, a pure function of the data, config, seed and
-    epoch (see `experiments.inputs.training_epoch`)."""
+    epoch (see `din_tf.experiments.inputs.training_epoch`)."""
     common = dict(with_negatives=with_negatives, shuffle=data_cfg.shuffle, seed=seed)
     if steps_per_epoch is None:
         return make_log_dataset(data.train, data.encoder, data_cfg.train_batch_size,
@@ -196,7 +196,7 @@ def worker_stream(data, data_cfg, with_negatives, seed, rows_dir):
     the endless stream of passes over its share of the rows, dealt by a fixed
     permutation (`inputs.SHARD_SEED`). The rows travel to every worker inside
     the function (fine for logs of a few hundred MB; the graph limit is
-    2 GB); `rows_dir` is unused (see `experiments.inputs.worker_stream`)."""
+    2 GB); `rows_dir` is unused (see `din_tf.experiments.inputs.worker_stream`)."""
     del rows_dir
 
     def dataset_fn(input_context):

@@ -4,7 +4,7 @@ the papers' ablations, and `default` (DIEN on the bundled dataset)."""
 import os
 
 from din_tf.models import ORIGINAL_MODELS
-from experiments import config as C
+from din_tf.experiments import config as C
 
 EXAMPLES_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "examples")
 
