@@ -8,8 +8,9 @@
    them and running both protocols (rows/s = review lines per second).
 2. Times `make_dataset` in training configuration (B=128, maxlen=T=100, K=5
    sampled negatives, shuffle) on histories of 100+ steps, and compares with
-   the original DIEN's training speed at B=128, T=100 (spec §11: 359 ex/s,
-   444 ex/s with oneDNN); the input pipeline must be >= 10x faster.
+   the original DIEN's training speed at B=128, T=100 (359 ex/s, 444 ex/s with
+   oneDNN: docs/original_code.md#throughput-of-the-original-code); the input
+   pipeline must be >= 10x faster.
 """
 
 import gzip
@@ -30,7 +31,9 @@ flags.DEFINE_integer("seed", 0, "Generator seed.")
 flags.DEFINE_string("output", "benchmarks/results/input_pipeline.json", "JSON output.")
 FLAGS = flags.FLAGS
 
-DIEN_EXAMPLES_PER_S = 444.0  # original DIEN, B=128, T=100, best of spec §11 tables
+# The original DIEN at B=128, T=100, the best of the two tables of
+# docs/original_code.md#throughput-of-the-original-code.
+DIEN_EXAMPLES_PER_S = 444.0
 RECORDS = []  # one dict per timed stage, written to --output
 
 

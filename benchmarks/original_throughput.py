@@ -76,7 +76,8 @@ DIN_REPO_FILES = {
     "din_repo/din": ("din", "model.py", 1.0),
     "din_repo/din_dice": ("din", "model_dice.py", 1.0),
 }
-# Originals that fail on CPU as coded, with the reason (spec §8.1 item 10):
+# Originals that fail on CPU as coded, with the reason
+# (docs/original_code.md#where-the-din-repo-code-is-not-followed):
 # not runnable here, so not in the tables above.
 GPU_ONLY = {"din_repo/wide_deep": "its wide part gathers index -1, which TensorFlow "
                                   "rejects on CPU (the GPU kernel returns zeros)"}

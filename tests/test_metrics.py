@@ -1,5 +1,6 @@
-"""Metrics: spec §7 (evaluation of both repos, golden §7.3) and §8.1 item 12
-(the DIN repo's "GAUC" is a pair accuracy, not the paper's GAUC)."""
+"""Metrics: docs/original_code.md#evaluation (evaluation of both repos, golden
+values in docs/original_code.md#the-metric-functions; the DIN repo's "GAUC" is
+a pair accuracy, not the paper's GAUC)."""
 
 import time
 
@@ -36,7 +37,7 @@ def _tied_data(seed, n=300):
     return labels, scores
 
 
-# ---------------------------------------------------------------- golden §7.3
+# ------------------------------- golden (docs/original_code.md#the-metric-functions)
 
 
 @pytest.mark.parametrize("function,key", [
@@ -118,7 +119,8 @@ def test_gauc_hand_computed():
 def test_rela_impr_hand_computed():
     assert rela_impr(0.7, 0.6) == pytest.approx(100.0, abs=1e-9)
     assert rela_impr(0.55, 0.6) == pytest.approx(-50.0, abs=1e-9)
-    # DIN+Dice vs BaseModel as reported in the DIN repo logs (spec §7.1).
+    # DIN+Dice vs BaseModel as reported in the DIN repo logs
+    # (docs/original_code.md#published-numbers).
     assert rela_impr(0.8711, 0.8624) == pytest.approx((0.3711 / 0.3624 - 1) * 100, abs=1e-9)
 
 
@@ -158,7 +160,9 @@ def test_calc_aucs_closed_forms_for_distinct_scores():
 
 def test_calc_aucs_with_ties_follow_input_order():
     """With ties, both repos count a pair by which record comes first in
-    the input (spec §7.1, §7.2); check against that pairwise definition."""
+    the input (docs/original_code.md#evaluation-in-the-din-repo,
+    docs/original_code.md#evaluation-in-the-dien-repo); check against that
+    pairwise definition."""
     labels, scores = _tied_data(6, n=200)
     labels, scores = labels.astype(float), scores.astype(float)
     index = np.arange(len(labels))

@@ -12,7 +12,8 @@ AUX_REDUCTIONS = ("all_cells", "valid_cells")
 
 @din_tf_export("din_tf.layers.AuxiliaryLoss")
 class AuxiliaryLoss(keras.layers.Layer):
-    """`L_aux` of the DIEN repo's `auxiliary_loss` (spec §4).
+    """`L_aux` of the DIEN repo's `auxiliary_loss`
+    (docs/original_code.md#reduction-of-the-auxiliary-loss).
 
     With `p(h, e)` the click column of `AuxiliaryNetwork` (one set of weights
     for both calls):

@@ -28,7 +28,8 @@ class DINAttention(keras.layers.Layer):
     For each step t the MLP sees `[q, k_t, q - k_t, q * k_t]` (in that order)
     and applies Dense(80, sigmoid) → Dense(40, sigmoid) → Dense(1). Scores of
     padded steps are *replaced* by -2**32+1, then (optionally) softmax over T.
-    `variant` selects one of the three original functions (spec §1):
+    `variant` selects one of the three original functions
+    (docs/original_code.md#attention):
 
     * `"dien"` — DIEN repo `utils.din_attention`: no scaling. The query width
       must equal the key width.

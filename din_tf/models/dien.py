@@ -30,7 +30,7 @@ class DIEN(DIENRepoModel):
     The evolution output (final state, or the pooled attention for "gru")
     ends the MLP input `[uid, item_eb, history_sum, item_eb * history_sum,
     interest]` (162), Dice activations. Auxiliary loss (paper eq. 6–7, coded as
-    spec §4): `AuxiliaryLoss` on `(gru[:, :-1], history[:, 1:],
+    in docs/original_code.md#auxiliary-loss): `AuxiliaryLoss` on `(gru[:, :-1], history[:, 1:],
     negative[:, 1:], mask[:, 1:])`, needing `negative_item_ids` /
     `negative_category_ids` in training batches; weight `aux_loss_weight` (1).
 
@@ -38,7 +38,8 @@ class DIEN(DIENRepoModel):
         gru_type: "augru" (default), "agru", "aigru" or "gru".
         use_aux_loss: add the auxiliary loss (True: the DIEN model).
         hidden_size: GRU width (36).
-        augru_gate: "as_coded" / "paper" (spec §3.2).
+        augru_gate: "as_coded" / "paper"
+            (docs/original_code.md#augru-as-coded-and-as-in-the-paper).
         reset_after: False as coded; True as in the paper.
         aux_reduction: "all_cells" as coded / "valid_cells".
         other arguments: see `DIENRepoModel`.

@@ -19,8 +19,9 @@ CTR_LOSS_REDUCTIONS = ("mean_over_classes", "per_example")
 
 
 class DIENRepoModel(CTRModel):
-    """Base of the DIEN repo's models (`script/model.py`, spec §5.1), built
-    from the originals' inputs or from any feature schema.
+    """Base of the DIEN repo's models (`script/model.py`;
+    docs/original_code.md#models-of-the-dien-repo), built from the originals'
+    inputs or from any feature schema.
 
     Originals' inputs (`n_uid, n_mid, n_cat` given): embeddings `uid`, `mid`,
     `cat` of width `embedding_dim` (18), Glorot-uniform over each whole

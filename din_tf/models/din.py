@@ -12,7 +12,8 @@ class DIN(DIENRepoModel):
     """Deep Interest Network (DIN paper §4.3, eq. 3: `v_U = sum_j a(e_j, v_A) e_j`)
     as the DIEN repo codes it (`Model_DIN`, train.py `DIN`).
 
-    The local activation unit is `DINAttention("dien")` (spec §1.2: MLP
+    The local activation unit is `DINAttention("dien")`
+    (docs/original_code.md#din-attention-of-the-dien-repo: MLP
     80-40-1 sigmoid on `[q, k, q - k, q * k]`, masked, softmax over the
     history) over `history_eb` with `item_eb` as the query; its weighted sum
     is appended to the MLP input `[uid, item_eb, history_sum,

@@ -1,4 +1,5 @@
-"""The DIN repo's models (zhougr1993/DeepInterestNetwork, spec §5.2)."""
+"""The DIN repo's models (zhougr1993/DeepInterestNetwork;
+docs/original_code.md#models-of-the-din-repo)."""
 
 import keras
 import tensorflow as tf

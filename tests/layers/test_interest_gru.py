@@ -1,5 +1,5 @@
-"""GRU-family cells and InterestGRU: spec §3 (golden parity through the
-original dynamic_rnn, hand-computed gates, padding, XLA)."""
+"""GRU-family cells and InterestGRU: docs/original_code.md#gru-family (golden
+parity through the original dynamic_rnn, hand-computed gates, padding, XLA)."""
 
 import keras
 import numpy as np
@@ -39,7 +39,9 @@ def _golden_layer(z, gru_type, prefix, **kwargs):
 
 @pytest.mark.parametrize("tag,gru_type,prefix", GOLDEN_TAGS)
 def test_golden_cells_through_dynamic_rnn(tag, gru_type, prefix):
-    """Spec §3.1/§3.3: outputs (0 at padding) and final states of all cells."""
+    """docs/original_code.md#the-tf1-gru-cell and
+    docs/original_code.md#running-a-cell-over-a-padded-sequence: outputs (0 at
+    padding) and final states of all cells."""
     z = load_golden("dien_gru_cells")
     layer, att = _golden_layer(z, gru_type, prefix)
     outputs, state = layer(z["in/x"], attention=att, lengths=z["in/seq_len"])
@@ -51,7 +53,8 @@ def test_golden_cells_through_dynamic_rnn(tag, gru_type, prefix):
 
 
 def test_plain_gru_equals_keras_reset_before_gru_on_real_steps():
-    """Spec §3.1 Keras mapping: the golden file's converted weights in Keras' GRU."""
+    """docs/original_code.md#the-tf1-gru-cell, Keras mapping: the golden file's
+    converted weights in Keras' GRU."""
     z = load_golden("dien_gru_cells")
     ours, _ = _golden_layer(z, "gru", "w/gru_plain/gru_cell/")
     outputs, state = ours(z["in/x"], lengths=z["in/seq_len"])
@@ -102,7 +105,8 @@ def test_single_step_matches_hand_computation(cls, kwargs, kind):
 
 
 def test_augru_extremes_code_vs_paper():
-    """Spec §3.2: coded a=0 is a plain GRU, a=1 takes the candidate; the paper's
+    """docs/original_code.md#augru-as-coded-and-as-in-the-paper: coded a=0 is a
+    plain GRU, a=1 takes the candidate; the paper's
     a=0 freezes the state, a=1 is a plain GRU."""
     gru = GRUCell(H)
     x, h = X[:, 0], RNG.normal(size=(B, H)).astype("float32")

@@ -1,4 +1,6 @@
-"""Golden parity of all 14 original models (spec §5, §4, §8.1.11): forward
+"""Golden parity of all 14 original models (docs/original_code.md#models,
+docs/original_code.md#auxiliary-loss,
+docs/original_code.md#gradient-clipping-as-tf1-computed-it): forward
 outputs, exposed intermediates, loss and the gradient of every weight."""
 
 import numpy as np
