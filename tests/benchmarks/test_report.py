@@ -40,7 +40,7 @@ def test_one_wide_table_per_batch_size_and_xla_with_ratios_to_the_original(tmp_p
     assert "| dien_repo/DIN | 100 | fast | no | 128 | 2,270 | 56.4 | 2.00×† |" in lines
 
 
-def test_originals_measured_here_replace_the_spec_figures(tmp_path):
+def test_originals_measured_here_replace_the_published_figures(tmp_path):
     originals = [
         {"model": "dien_repo/DIEN", "T": 100, "batch_size": 128, "code": "original",
          "median_step_s": 0.32, "examples_per_s": 400.0},
