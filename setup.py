@@ -23,9 +23,10 @@ setup(
         "tensorboard",  # the runner's TensorBoard logs (TF 2.21 no longer pulls it in)
     ],
     extras_require={
-        "dev": ["pytest"],
+        "dev": ["pytest", "matplotlib"],
         "gpu": ["tensorflow[and-cuda]>=2.21,<2.22"],
         "parquet": ["pyarrow"],  # Parquet logs (and faster CSV reading) in din_tf.data.logs
+        "plots": ["matplotlib"],  # the runner's curves.png and the notebook's inline curves
     },
     classifiers=[
         "Programming Language :: Python :: 3",

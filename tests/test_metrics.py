@@ -2,6 +2,8 @@
 values in docs/original_code.md#the-metric-functions; the DIN repo's "GAUC" is
 a pair accuracy, not the paper's GAUC)."""
 
+import os
+import re
 import time
 
 import keras
@@ -20,7 +22,7 @@ from din_tf.metrics import (
     gauc,
     rela_impr,
 )
-from tests.conftest import load_golden
+from tests.conftest import GOLDEN_DIR, load_golden
 
 
 def _pairwise_auc(labels, scores):
@@ -40,24 +42,97 @@ def _tied_data(seed, n=300):
 # ------------------------------- golden (docs/original_code.md#the-metric-functions)
 
 
-@pytest.mark.parametrize("function,key", [
-    (exact_auc, "out/exact_auc_ties_half"),
-    (dien_calc_auc, "out/dien_calc_auc"),
-    (dinrepo_calc_auc, "out/dinrepo_calc_auc"),
-])
-def test_golden_auc_functions(function, key):
-    z = load_golden("metrics_and_prepare_data")
+GOLDEN_AUC_KEYS = {exact_auc: "out/exact_auc_ties_half", dien_calc_auc: "out/dien_calc_auc",
+                   dinrepo_calc_auc: "out/dinrepo_calc_auc"}
+
+
+def _dien_calc_auc_as_coded(labels, scores):
+    """DIEN `script/utils.py: calc_auc` line for line (the regenerated file's reference)."""
+    records = sorted(zip(scores, labels), key=lambda d: d[0], reverse=True)  # stable
+    pos = sum(1.0 for _, y in records if y == 1.0)
+    neg = len(records) - pos
+    fp = tp = 0.0
+    points = []
+    for _, y in records:
+        if y == 1.0:
+            tp += 1
+        else:
+            fp += 1
+        points.append((fp / neg, tp / pos))
+    auc = prev_x = prev_y = 0.0
+    for x, y in points:
+        if x != prev_x:
+            auc += (x - prev_x) * (y + prev_y) / 2.0
+            prev_x, prev_y = x, y
+    return auc
+
+
+def _dinrepo_calc_auc_as_coded(labels, scores):
+    """DIN `din/train.py: calc_auc` line for line (the regenerated file's reference)."""
+    records = sorted(zip(1.0 - labels, labels, scores), key=lambda d: d[2])
+    auc = fp1 = tp1 = fp2 = tp2 = 0.0
+    for noclick, click, _ in records:
+        fp2 += noclick
+        tp2 += click
+        auc += (fp2 - fp1) * (tp2 + tp1)
+        fp1, tp1 = fp2, tp2
+    return 1.0 - auc / (2.0 * tp2 * fp2)
+
+
+def _write_regenerated_auc_file(directory, n=57, seed=21):
+    """A metrics file laid out like the stored one but with another N, its
+    expected values from the loops above and brute-force Mann-Whitney."""
+    rng = np.random.default_rng(seed)
+    labels = rng.integers(0, 2, n).astype(np.float64)
+    scores = np.round(rng.random(n), 1)  # one decimal: many ties
+    np.savez(os.path.join(directory, "metrics_and_prepare_data.npz"), **{
+        "in/labels": labels, "in/scores": scores,
+        "out/exact_auc_ties_half": np.float64(_pairwise_auc(labels, scores)),
+        "out/dien_calc_auc": np.float64(_dien_calc_auc_as_coded(labels, scores)),
+        "out/dinrepo_calc_auc": np.float64(_dinrepo_calc_auc_as_coded(labels, scores)),
+    })
+
+
+@pytest.fixture(params=["stored", "regenerated"])
+def auc_golden(request, tmp_path):
+    """The stored golden file, and one regenerated with other shapes: both go
+    through the same reading code."""
+    if request.param == "regenerated":
+        _write_regenerated_auc_file(str(tmp_path))
+        return load_golden("metrics_and_prepare_data", directory=str(tmp_path))
+    return load_golden("metrics_and_prepare_data")
+
+
+@pytest.mark.parametrize("function", list(GOLDEN_AUC_KEYS), ids=lambda f: f.__name__)
+def test_golden_auc_functions(function, auc_golden):
+    z = auc_golden
     value = function(z["in/labels"], z["in/scores"])
     assert isinstance(value, float)
-    np.testing.assert_allclose(value, z[key], atol=1e-9)
+    np.testing.assert_allclose(value, z[GOLDEN_AUC_KEYS[function]], atol=1e-9)
+
+
+def test_regenerated_auc_file_has_other_shapes_and_faithful_references(tmp_path):
+    _write_regenerated_auc_file(str(tmp_path))
+    regenerated = load_golden("metrics_and_prepare_data", directory=str(tmp_path))
+    stored = load_golden("metrics_and_prepare_data")
+    assert regenerated["in/labels"].shape != stored["in/labels"].shape
+    assert all(regenerated[k] != stored[k] for k in GOLDEN_AUC_KEYS.values())
+    # The references that fill the regenerated file give the stored values too.
+    labels, scores = stored["in/labels"], stored["in/scores"]
+    for reference, key in ((_pairwise_auc, "out/exact_auc_ties_half"),
+                           (_dien_calc_auc_as_coded, "out/dien_calc_auc"),
+                           (_dinrepo_calc_auc_as_coded, "out/dinrepo_calc_auc")):
+        np.testing.assert_allclose(reference(labels, scores), stored[key], atol=1e-9, err_msg=key)
 
 
 def test_golden_values_are_the_documented_ones():
+    """SOURCE_README.md documents each stored AUC as `out/<key>` (= <value>)."""
     z = load_golden("metrics_and_prepare_data")
-    labels, scores = z["in/labels"], z["in/scores"]
-    np.testing.assert_allclose(exact_auc(labels, scores), 0.872355, atol=1e-6)
-    np.testing.assert_allclose(dinrepo_calc_auc(labels, scores), 0.872063, atol=1e-6)
-    np.testing.assert_allclose(dien_calc_auc(labels, scores), 0.870435, atol=1e-6)
+    with open(os.path.join(GOLDEN_DIR, "SOURCE_README.md"), encoding="utf-8") as f:
+        documented = dict(re.findall(r"`(out/\w+)`\s*\(=\s*([0-9.]+)", f.read()))
+    for key in GOLDEN_AUC_KEYS.values():
+        assert key in documented, key
+        np.testing.assert_allclose(z[key], float(documented[key]), atol=1e-6, err_msg=key)
 
 
 # ---------------------------------------------------------- hand-computed cases
