@@ -126,10 +126,10 @@ def test_regenerated_auc_file_has_other_shapes_and_faithful_references(tmp_path)
 
 
 def test_golden_values_are_the_documented_ones():
-    """SOURCE_README.md documents each stored AUC as `out/<key>` (= <value>)."""
+    """SOURCE_README.md documents each stored AUC as `out/<key>` = <value>."""
     z = load_golden("metrics_and_prepare_data")
     with open(os.path.join(GOLDEN_DIR, "SOURCE_README.md"), encoding="utf-8") as f:
-        documented = dict(re.findall(r"`(out/\w+)`\s*\(=\s*([0-9.]+)", f.read()))
+        documented = dict(re.findall(r"`(out/\w+)`\s*\(?=\s*([0-9.]+)", f.read()))
     for key in GOLDEN_AUC_KEYS.values():
         assert key in documented, key
         np.testing.assert_allclose(z[key], float(documented[key]), atol=1e-6, err_msg=key)
