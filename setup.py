@@ -18,6 +18,10 @@ setup(
     package_data={"din_tf.experiments": ["examples/*/*.json", "examples/*/*.md"]},
     install_requires=[
         "tensorflow>=2.21,<2.22",
+        # CTRModel overrides the Keras-private Model._maybe_symbolic_build
+        # (keras-team/keras#20329); verified on 3.15.1, checked by
+        # tests/models/test_keras_private_api.py. Widen only after that test passes.
+        "keras>=3.15.1,<3.16",
         "numpy",
         "absl-py",
         "tensorboard",  # the runner's TensorBoard logs (TF 2.21 no longer pulls it in)

@@ -1,7 +1,7 @@
 r"""Renders the benchmark JSON files as the markdown tables of
 docs/benchmarks.md (so the docs hold exactly what the scripts measured).
 
-  python benchmarks/report.py --results=benchmarks/results > /tmp/tables.md
+  python -m benchmarks.report --results=benchmarks/results > /tmp/tables.md
 
 Reads, when present: train_throughput*.json (benchmarks/train_throughput.py),
 original_throughput*.json (benchmarks/original_throughput.py), serving.json

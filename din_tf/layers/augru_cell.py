@@ -2,8 +2,8 @@
 
 import tensorflow as tf
 
+from din_tf._argument_checks import check_choice
 from din_tf.api_export import din_tf_export
-from din_tf.layers._checks import check_choice
 from din_tf.layers.gru_cell import GRUCell
 
 AUGRU_GATES = ("as_coded", "paper")

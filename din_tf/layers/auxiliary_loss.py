@@ -3,8 +3,8 @@
 import keras
 from keras import ops
 
+from din_tf._argument_checks import check_choice, check_rank
 from din_tf.api_export import din_tf_export
-from din_tf.layers._checks import check_choice, check_rank
 from din_tf.layers.auxiliary_network import AuxiliaryNetwork
 
 AUX_REDUCTIONS = ("all_cells", "valid_cells")

@@ -4,8 +4,8 @@ attention-gated variants."""
 import keras
 from keras import ops
 
+from din_tf._argument_checks import check_positive_int
 from din_tf.api_export import din_tf_export
-from din_tf.layers._checks import check_positive_int
 
 
 @din_tf_export("din_tf.layers.GRUCell")

@@ -5,8 +5,8 @@ import keras
 import tensorflow as tf
 from keras import ops
 
+from din_tf._argument_checks import check_choice, check_dim, check_rank
 from din_tf.api_export import din_tf_export
-from din_tf.layers._checks import check_choice, check_dim, check_rank
 from din_tf.layers._recurrence import gru_states
 from din_tf.layers._sequence_mask import step_mask
 from din_tf.layers.agru_cell import AGRUCell

@@ -4,8 +4,8 @@ import keras
 import tensorflow as tf
 from keras import ops
 
+from din_tf._argument_checks import check_choice, check_positive_int
 from din_tf.api_export import din_tf_export
-from din_tf.layers._checks import check_choice, check_positive_int
 
 OUT_OF_RANGE_POLICIES = ("map_to_zero", "error")
 

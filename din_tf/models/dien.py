@@ -2,10 +2,11 @@
 
 from keras import ops
 
+from din_tf._argument_checks import check_choice, check_positive_int
 from din_tf.api_export import din_tf_export
 from din_tf.layers import AuxiliaryLoss, DINAttention, InterestGRU
-from din_tf.layers._checks import check_choice, check_positive_int
-from din_tf.models.dien_repo_base import DIENRepoModel, _batch_norm_map, _dense_map
+from din_tf.models._original_variables import batch_norm_map, dense_map
+from din_tf.models.dien_repo_base import DIENRepoModel
 
 EVOLUTION_TYPES = ("augru", "agru", "aigru", "gru")
 
@@ -127,15 +128,15 @@ class DIEN(DIENRepoModel):
         plain_second = self.gru_type in ("gru", "aigru")  # TF1 GRUCell adds a level
         mapping.update(_gru_map("gru2/gru_cell" if plain_second else "gru2",
                                 self.evolution.cell))
-        mapping.update(_dense_map("f11_1", self.attention.query_dense))
+        mapping.update(dense_map("f11_1", self.attention.query_dense))
         mapping["prelu_"] = self.attention.query_prelu.alpha
         for i, dense in enumerate(self.attention.score_layers, start=1):
-            mapping.update(_dense_map(f"f{i}_att1_1", dense))
+            mapping.update(dense_map(f"f{i}_att1_1", dense))
         if self.auxiliary is not None:
             net = self.auxiliary.network
-            mapping.update(_batch_norm_map("bn1gru", net.batch_norm))
+            mapping.update(batch_norm_map("bn1gru", net.batch_norm))
             for i, dense in enumerate(net.dense_layers, start=1):
-                mapping.update(_dense_map(f"f{i}gru", dense))
+                mapping.update(dense_map(f"f{i}gru", dense))
         return mapping
 
     def get_config(self):

@@ -4,7 +4,8 @@ from keras import ops
 
 from din_tf.api_export import din_tf_export
 from din_tf.layers import DINAttention
-from din_tf.models.dien_repo_base import DIENRepoModel, _dense_map
+from din_tf.models._original_variables import dense_map
+from din_tf.models.dien_repo_base import DIENRepoModel
 
 
 @din_tf_export("din_tf.models.DIN")
@@ -62,7 +63,7 @@ class DIN(DIENRepoModel):
     def original_variable_map(self):
         mapping = super().original_variable_map()  # raises for a schema-built model
         for i, dense in enumerate(self.attention.score_layers, start=1):
-            mapping.update(_dense_map(f"f{i}_attnull", dense))
+            mapping.update(dense_map(f"f{i}_attnull", dense))
         return mapping
 
     def get_config(self):

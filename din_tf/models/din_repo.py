@@ -5,13 +5,13 @@ import keras
 import tensorflow as tf
 from keras import ops
 
+from din_tf._argument_checks import check_choice, check_positive_int
 from din_tf.api_export import din_tf_export
 from din_tf.layers import Dice, DINAttention, FrozenBatchNorm, RowEmbedding
-from din_tf.layers._checks import check_choice, check_positive_int
 from din_tf.models import presets
 from din_tf.models._inputs import read_inputs
+from din_tf.models._original_variables import batch_norm_map, dense_map
 from din_tf.models.ctr_model import CTRModel
-from din_tf.models.dien_repo_base import _batch_norm_map, _dense_map
 from din_tf.schema.original import din_repo_schema
 from din_tf.training.fused_adam import FusedAdam
 from din_tf.training.optimizers import TF1_ADAM_EPSILON, original_optimizer
@@ -182,12 +182,12 @@ class DINRepoModel(CTRModel):
         }
         if self.uses_attention:
             for i, dense in enumerate(self.attention.score_layers, start=1):
-                mapping.update(_dense_map(f"f{i}_att", dense))
-        mapping.update(_batch_norm_map("batch_normalization", self.user_batch_norm))
-        mapping.update(_dense_map(self.user_dense.name, self.user_dense))
-        mapping.update(_batch_norm_map("b1", self.mlp_batch_norm))
+                mapping.update(dense_map(f"f{i}_att", dense))
+        mapping.update(batch_norm_map("batch_normalization", self.user_batch_norm))
+        mapping.update(dense_map(self.user_dense.name, self.user_dense))
+        mapping.update(batch_norm_map("b1", self.mlp_batch_norm))
         for i, dense in enumerate(self.mlp_dense + [self.logit_dense], start=1):
-            mapping.update(_dense_map(f"f{i}", dense))
+            mapping.update(dense_map(f"f{i}", dense))
         for i, dice in enumerate(self.mlp_dice, start=1):
             mapping[f"alphadice_{i}"] = dice.alpha
             if dice.mode == "din_repo":
@@ -195,7 +195,7 @@ class DINRepoModel(CTRModel):
                 mapping[f"dice_{i}/moving_mean"] = dice.moving_mean
                 mapping[f"dice_{i}/moving_variance"] = dice.moving_variance
         if self.extra_dense is not None:
-            mapping.update(_dense_map(self.extra_dense.name, self.extra_dense))
+            mapping.update(dense_map(self.extra_dense.name, self.extra_dense))
         return mapping
 
     def get_config(self):

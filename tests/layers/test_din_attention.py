@@ -166,6 +166,7 @@ def test_fcn_query_may_have_any_width(tmp_path):
     [
         (dict(variant="dein"), r"variant='dein'.*'dien', 'dien_fcn', 'din_repo'"),
         (dict(output_mode="mean"), r"output_mode='mean'.*'list', 'sum'"),
+        (dict(fold_min_steps=0), r"fold_min_steps=0; expected a positive integer"),
     ],
 )
 def test_bad_options(kwargs, match):
@@ -219,11 +220,11 @@ def test_folded_query_kernel_equals_the_concatenated_form(variant, monkeypatch):
     concatenate = din_attention.ops.concatenate
     monkeypatch.setattr(din_attention.ops, "concatenate",
                         lambda *a, **k: calls.append(1) or concatenate(*a, **k))
-    monkeypatch.setattr(din_attention, "FOLD_MIN_STEPS", 10**9)
+    layer.fold_min_steps = 10**9  # longer than any history: never folds
     concatenated = _scores_and_gradients(layer, query, keys, lengths)
     assert calls
     calls.clear()
-    monkeypatch.setattr(din_attention, "FOLD_MIN_STEPS", 1)
+    layer.fold_min_steps = 1
     folded = _scores_and_gradients(layer, query, keys, lengths)
     assert not calls
     for f, c in zip(folded, concatenated):
