@@ -4,7 +4,7 @@ wall time, so a speed claim can say which operation stands in the way.
 
   python -m benchmarks.step_profile --model=dien_repo/DNN --length=10 --mode=faithful
   python -m benchmarks.step_profile --model=dien_repo/DIEN --length=100 --mode=fast \
-      --jit_compile --output=benchmarks/results/profile_dien_fast.json
+      --jit_compile --profile_output=benchmarks/results/profile_dien_fast.json
 
 Models, modes, batches and vocabularies are `train_throughput.py`'s. Kernel
 times are summed over every thread (both cores), so their total may exceed
@@ -81,6 +81,9 @@ def kernel_times(logdir):
 
 def main(argv):
     del argv
+    if FLAGS["output"].present:  # train_throughput's flag: the parser takes it, unused here
+        raise app.UsageError(f"--output={FLAGS.output!r} is not step_profile's JSON "
+                             "output; use --profile_output.")
     import tensorflow as tf
 
     tt._fresh_session()
