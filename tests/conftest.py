@@ -17,6 +17,20 @@ def load_golden(name, directory=GOLDEN_DIR):
         return {k: z[k] for k in z.files}
 
 
+# A golden test runs on the stored file and on one a test regenerates with
+# other shapes, through the same reading code.
+GOLDEN_VARIANTS = ("stored", "regenerated")
+
+
+def golden_variant(variant, name, write_regenerated, tmp_path):
+    """The stored `<name>.npz`, or (variant "regenerated") the file that
+    `write_regenerated(directory)` writes into tmp_path."""
+    if variant == "regenerated":
+        write_regenerated(str(tmp_path))
+        return load_golden(name, directory=str(tmp_path))
+    return load_golden(name)
+
+
 @pytest.fixture(autouse=True)
 def _float32_policy():
     """Every test starts and ends with the float32 policy and a fixed seed."""

@@ -22,7 +22,7 @@ from din_tf.metrics import (
     gauc,
     rela_impr,
 )
-from tests.conftest import GOLDEN_DIR, load_golden
+from tests.conftest import GOLDEN_DIR, GOLDEN_VARIANTS, golden_variant, load_golden
 
 
 def _pairwise_auc(labels, scores):
@@ -93,14 +93,9 @@ def _write_regenerated_auc_file(directory, n=57, seed=21):
     })
 
 
-@pytest.fixture(params=["stored", "regenerated"])
+@pytest.fixture(params=GOLDEN_VARIANTS)
 def auc_golden(request, tmp_path):
-    """The stored golden file, and one regenerated with other shapes: both go
-    through the same reading code."""
-    if request.param == "regenerated":
-        _write_regenerated_auc_file(str(tmp_path))
-        return load_golden("metrics_and_prepare_data", directory=str(tmp_path))
-    return load_golden("metrics_and_prepare_data")
+    return golden_variant(request.param, "metrics_and_prepare_data", _write_regenerated_auc_file, tmp_path)
 
 
 @pytest.mark.parametrize("function", list(GOLDEN_AUC_KEYS), ids=lambda f: f.__name__)

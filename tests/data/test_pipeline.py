@@ -11,7 +11,7 @@ import tensorflow as tf
 from din_tf import features as F
 from din_tf.data import pipeline
 from din_tf.data.samples import Samples
-from tests.conftest import load_golden
+from tests.conftest import GOLDEN_VARIANTS, golden_variant, load_golden
 
 NAMES = ("uids", "mids", "cats", "mid_his", "cat_his", "mid_mask", "target", "lengths_x",
          "noclk_mid_his", "noclk_cat_his")
@@ -52,14 +52,9 @@ def _write_regenerated_prepare_file(directory, lengths=(2, 8, 1, 5, 3, 7), num_n
     np.savez(os.path.join(directory, "metrics_and_prepare_data.npz"), **arrays)
 
 
-@pytest.fixture(params=["stored", "regenerated"])
+@pytest.fixture(params=GOLDEN_VARIANTS)
 def golden(request, tmp_path):
-    """The stored golden file, and one regenerated with other shapes: both go
-    through the same reading code."""
-    if request.param == "regenerated":
-        _write_regenerated_prepare_file(str(tmp_path))
-        return load_golden("metrics_and_prepare_data", directory=str(tmp_path))
-    return load_golden("metrics_and_prepare_data")
+    return golden_variant(request.param, "metrics_and_prepare_data", _write_regenerated_prepare_file, tmp_path)
 
 
 def _golden_maxlens(z):

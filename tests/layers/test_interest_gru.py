@@ -9,7 +9,7 @@ import pytest
 import tensorflow as tf
 
 from din_tf.layers import AGRUCell, AIGRUCell, AUGRUCell, GRUCell, InterestGRU
-from tests.conftest import load_golden
+from tests.conftest import GOLDEN_VARIANTS, golden_variant, load_golden
 from tests.layer_test_harness import run_layer_test
 
 GOLDEN_TAGS = [("gru_plain", "gru", "w/gru_plain/gru_cell/"),
@@ -107,14 +107,9 @@ def _write_regenerated_gru_file(directory, lengths=(5, 2, 1, 3), inputs=4, units
     np.savez(os.path.join(directory, "dien_gru_cells.npz"), **z)
 
 
-@pytest.fixture(params=["stored", "regenerated"])
+@pytest.fixture(params=GOLDEN_VARIANTS)
 def gru_golden(request, tmp_path):
-    """The stored golden file, and one regenerated with other shapes: both go
-    through the same reading code."""
-    if request.param == "regenerated":
-        _write_regenerated_gru_file(str(tmp_path))
-        return load_golden("dien_gru_cells", directory=str(tmp_path))
-    return load_golden("dien_gru_cells")
+    return golden_variant(request.param, "dien_gru_cells", _write_regenerated_gru_file, tmp_path)
 
 
 @pytest.mark.parametrize("tag,gru_type,prefix", GOLDEN_TAGS)
