@@ -274,7 +274,7 @@ def test_cli_missing_column_is_one_line_and_exit_code_2(spec, tmp_path):
     assert not os.path.exists(tmp_path / "out")
 
 
-EXAMPLE = os.path.join(REPO, "experiments", "examples", "movielens100k")
+EXAMPLE = os.path.join(REPO, "din_tf", "experiments", "examples", "movielens100k")
 
 
 def test_movielens_example_files_parse():
