@@ -13,7 +13,7 @@ PACKAGE_DIR = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__fil
 LAYERS = {
     # Foundations: no din_tf imports beyond these.
     "api_export": 0, "_command_line": 0, "_pause_for_kill_test": 0, "features": 0,
-    "_serving_rows": 0,
+    "_serving_rows": 0, "_argument_checks": 0,
     "schema": 1, "metrics": 1,
     "layers": 2, "training": 2, "data": 2,
     "models": 3, "export_raw": 3,  # raw-id serving needs only the schema
