@@ -3,7 +3,7 @@ papers, on the Amazon 2014 5-core Beauty and Sports_and_Outdoors datasets
 (research-only, ../shared/data; never committed), with both data protocols and
 several seeds. Run from the repository root:
 
-  python benchmarks/accuracy.py \
+  python -m benchmarks.accuracy \
       --datasets=Beauty,Sports_and_Outdoors --protocols=dien,din --seeds=1,2,3 \
       --work_dir=benchmarks/results/accuracy \
       --output=benchmarks/results/accuracy.json --markdown=docs/results.md
@@ -41,11 +41,9 @@ import subprocess
 import sys
 import time
 
-REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-if REPO not in sys.path:
-    sys.path.insert(0, REPO)
+from absl import app, flags
 
-from absl import app, flags  # noqa: E402
+from benchmarks import REPO
 
 FLAGS = flags.FLAGS
 
@@ -339,8 +337,7 @@ def run_one(sweep, overrides, dataset, protocol, experiment, seed):
     command = [sys.executable, "-m", "din_tf.experiments.run", f"--experiment={experiment}@{protocol}",
                f"--model_dir={model_dir}", f"--params_override={json.dumps(run_overrides)}",
                "--noexport"]
-    env = dict(os.environ, PYTHONPATH=os.pathsep.join(
-        p for p in (REPO, os.environ.get("PYTHONPATH")) if p))
+    env = dict(os.environ)  # started in REPO, so `-m` runs the checkout's din_tf
     env.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     log_path = os.path.join(model_dir, "log.txt")
     start = time.perf_counter()
@@ -539,7 +536,7 @@ def render_markdown(results, experiments_order):
         f"Generated {results['date']} by (from the repository root):",
         "",
         "```",
-        results["command"] or "python benchmarks/accuracy.py",
+        results["command"] or "python -m benchmarks.accuracy",
         "```",
         "",
     ]
@@ -676,7 +673,7 @@ def main(argv):
         output=FLAGS.output and _repo_path(FLAGS.output),
         markdown=FLAGS.markdown and _repo_path(FLAGS.markdown),
         report_only=FLAGS.report_only,
-        command=shlex.join(["python", "benchmarks/accuracy.py"] + sys.argv[1:]))
+        command=shlex.join(["python", "-m", "benchmarks.accuracy"] + sys.argv[1:]))
     try:
         results = run_sweep(sweep)
     except SweepError as e:

@@ -1,16 +1,16 @@
 r"""Interleaved A/B of DINAttention's two first-layer forms on whole training
 steps: the [k, q * k] concatenation against the query folded into a per-row
-kernel (`din_tf.layers.din_attention.FOLD_MIN_STEPS`).
+kernel (`DINAttention(fold_min_steps=...)`, default `FOLD_MIN_STEPS`).
 
 Both forms are built in one process as two copies of the model and timed
 alternately, step by step, so a drift in the machine's speed hits both
 alike (on the shared VM it drifted by up to 1.7x within hours).
 
-  python benchmarks/attention_fold_ab.py --models=dien_repo/DIN,din_repo/din \
+  python -m benchmarks.attention_fold_ab --models=dien_repo/DIN,din_repo/din \
       --lengths=10,30,100 --steps=12 --warmup=3 --jit_compile \
       --output=benchmarks/results/attention_fold_ab.json
 
-Takes train_throughput.py's flags (fast mode: LazyAdam, row updates).
+Takes train_throughput's flags (fast mode: LazyAdam, row updates).
 """
 
 import json
@@ -21,19 +21,23 @@ import time
 import numpy as np
 from absl import app
 
-import train_throughput as tt
+from benchmarks import train_throughput as tt
 
 FLAGS = tt.FLAGS
-FORMS = {"concatenated": 10**9, "folded": 1}  # FOLD_MIN_STEPS forcing each form
+FORMS = {"concatenated": 10**9, "folded": 1}  # the fold_min_steps forcing each form
 
 
 def _traced_step(name, form, batch):
     """Builds the model (train_throughput's fast mode) and traces its step
     with the attention forced into `form`; returns the step and its first loss."""
-    from din_tf.layers import din_attention
+    from din_tf.layers import DINAttention
 
-    _, step = tt._model_and_step(name, "fast")
-    din_attention.FOLD_MIN_STEPS = FORMS[form]  # read when the step is traced
+    model, step = tt._model_and_step(name, "fast")
+    attention = [layer for layer in model.layers if isinstance(layer, DINAttention)]
+    if not attention:
+        raise app.UsageError(f"--models: {name} has no DINAttention layer.")
+    for layer in attention:
+        layer.fold_min_steps = FORMS[form]  # read when the step is traced
     first_loss = float(step(batch)["loss"])
     for _ in range(FLAGS.warmup - 1):
         float(step(batch)["loss"])
@@ -41,15 +45,9 @@ def _traced_step(name, form, batch):
 
 
 def compare(name, steps_t):
-    from din_tf.layers import din_attention
-
     rng = np.random.default_rng(0)
     batches = [tt._batch(rng, FLAGS.batch_size, steps_t) for _ in range(4)]
-    default = din_attention.FOLD_MIN_STEPS
-    try:
-        traced = {form: _traced_step(name, form, batches[0]) for form in FORMS}
-    finally:
-        din_attention.FOLD_MIN_STEPS = default
+    traced = {form: _traced_step(name, form, batches[0]) for form in FORMS}
     steps = {form: step for form, (step, _) in traced.items()}
     times = {form: [] for form in FORMS}
     for i in range(FLAGS.steps):
@@ -83,4 +81,5 @@ def main(argv):
 
 
 if __name__ == "__main__":
+    tt.define_flags()
     app.run(main)

@@ -8,13 +8,13 @@ runs in a child process with that venv's python. `--setup` creates the venv
 (`python -m venv`, then about 30 s of pip; network needed) and then
 measures; here as a smoke run (tiny step counts, noisy numbers):
 
-  python benchmarks/deepctr_side_by_side.py --venv=/tmp/deepctr_venv --setup \
+  python -m benchmarks.deepctr_side_by_side --venv=/tmp/deepctr_venv --setup \
       --steps=3 --warmup=1 --rounds=1 --mix_batches=10 --buckets=50,100 \
       --output=/tmp/deepctr_smoke.json
 
 The full measurement, once the venv exists:
 
-  python benchmarks/deepctr_side_by_side.py --venv=/tmp/deepctr_venv \
+  python -m benchmarks.deepctr_side_by_side --venv=/tmp/deepctr_venv \
       --models=dien_repo/DIN,dien_repo/DIEN --rounds=3 --steps=20 --warmup=3 \
       --output=benchmarks/results/deepctr_side_by_side.json
 
@@ -57,8 +57,8 @@ How each side is measured (B=128, Books-size vocabularies: 543,060 users,
     whole tables every step (pass 1e-6 to time that). Timing: `train_on_batch`
     on pre-built numpy batches, median of `--steps` timed steps after
     `--warmup` untimed ones.
-  * Ours: `benchmarks/train_throughput.py --length_mix=uniform --lengths=100
-    --modes=fast --jit_compile` in a child with this interpreter: the same
+  * Ours: `python -m benchmarks.train_throughput --length_mix=uniform
+    --lengths=100 --modes=fast --jit_compile` in a child with this interpreter: the same
     length distribution, rows grouped into length buckets (`--buckets`,
     default 10, 20, ..., 100), each batch padded to its bucket's bound; every
     bucket's shape is compiled first, then examples/s = rows / time of one
@@ -82,6 +82,8 @@ import time
 import numpy as np
 from absl import app, flags
 
+from benchmarks import REPO, child_path
+
 FLAGS = flags.FLAGS
 
 BOOKS = dict(n_users=543_060, n_items=367_983, n_categories=1_601)
@@ -91,8 +93,6 @@ DEEPCTR_MODELS = {"dien_repo/DIN": "DIN", "dien_repo/DIEN": "DIEN"}
 # What --setup installs (see the docstring for how these were found).
 VENV_REQUIREMENTS = ["deepctr==0.9.4", "tensorflow>=2.21,<2.22", "tf_keras>=2.21,<2.22"]
 VENV_MODULES = ["deepctr", "tf_keras", "tensorflow"]
-HERE = os.path.dirname(os.path.abspath(__file__))
-REPO_ROOT = os.path.dirname(HERE)
 
 
 # ---------------------------------------------------------------- venv
@@ -125,7 +125,7 @@ def venv_problem(venv):
 
 
 def setup_command(venv):
-    return (f"python benchmarks/deepctr_side_by_side.py --venv={venv or '/tmp/deepctr_venv'} "
+    return (f"python -m benchmarks.deepctr_side_by_side --venv={venv or '/tmp/deepctr_venv'} "
             "--setup")
 
 
@@ -273,11 +273,12 @@ def _json_line(stdout):
 def measure_deepctr(name):
     kind = DEEPCTR_MODELS[name]
     env = dict(os.environ, TF_USE_LEGACY_KERAS="1", TF_CPP_MIN_LOG_LEVEL="3")
-    args = [venv_python(FLAGS.venv), os.path.abspath(__file__), f"--measure_deepctr={kind}",
+    args = [venv_python(child_path(FLAGS.venv)), "-m", "benchmarks.deepctr_side_by_side",
+            f"--measure_deepctr={kind}",
             f"--steps={FLAGS.steps}", f"--warmup={FLAGS.warmup}",
             f"--batch_size={FLAGS.batch_size}", f"--max_length={FLAGS.max_length}",
             f"--deepctr_l2_embedding={FLAGS.deepctr_l2_embedding}"]
-    done = subprocess.run(args, env=env, capture_output=True, text=True, check=False)
+    done = subprocess.run(args, cwd=REPO, env=env, capture_output=True, text=True, check=False)
     record = _json_line(done.stdout)
     if done.returncode != 0 or record is None:
         raise RuntimeError(f"Timing DeepCTR {kind} failed (exit {done.returncode}):\n"
@@ -288,19 +289,19 @@ def measure_deepctr(name):
 # ---------------------------------------------------------------- our side (child)
 
 def measure_ours(name):
-    """`train_throughput.py`'s uniform-length measurement, fast mode + XLA,
-    in a fresh child (its absl flags clash with ours, and a fresh process
+    """train_throughput's uniform-length measurement, fast mode + XLA, in a
+    fresh child (its absl flags share names with ours, and a fresh process
     keeps rounds independent)."""
     with tempfile.TemporaryDirectory() as tmp:
         out = os.path.join(tmp, "ours.json")
-        args = [sys.executable, os.path.join(HERE, "train_throughput.py"), f"--models={name}",
+        args = [sys.executable, "-m", "benchmarks.train_throughput", f"--models={name}",
                 "--length_mix=uniform", f"--lengths={FLAGS.max_length}", "--modes=fast",
                 "--jit_compile", f"--batch_size={FLAGS.batch_size}",
                 f"--warmup={FLAGS.warmup}", f"--mix_batches={FLAGS.mix_batches}",
                 f"--buckets={','.join(FLAGS.buckets)}", f"--output={out}"]
-        path = os.pathsep.join(p for p in (REPO_ROOT, os.environ.get("PYTHONPATH")) if p)
-        env = dict(os.environ, PYTHONPATH=path, TF_CPP_MIN_LOG_LEVEL="3")
-        done = subprocess.run(args, env=env, capture_output=True, text=True, check=False)
+        env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3")
+        done = subprocess.run(args, cwd=REPO, env=env, capture_output=True, text=True,
+                              check=False)
         if done.returncode != 0 or not os.path.isfile(out):
             raise RuntimeError(f"Timing our {name} failed (exit {done.returncode}):\n"
                                f"{done.stderr[-3000:]}")
@@ -355,8 +356,7 @@ def _fail(message):
 
 
 def _define_flags():
-    # Defined only when run as a script, so tests can import this module next
-    # to the other benchmarks (whose flags share names with these).
+    # Only when run as a script (see benchmarks/__init__.py).
     flags.DEFINE_string("venv", None, "Directory of the venv with deepctr (made by --setup).")
     flags.DEFINE_bool("setup", False,
                       "Create --venv and pip-install DeepCTR and its TensorFlow into it.")

@@ -2,7 +2,7 @@ r"""Interleaved A/B of Keras' Adam against `FusedAdam` (one fused kernel per
 dense update) on whole training steps, both models built in one process and
 timed alternately, round by round.
 
-  python benchmarks/fused_adam_ab.py --models=dien_repo/DNN,dien_repo/DIEN \
+  python -m benchmarks.fused_adam_ab --models=dien_repo/DNN,dien_repo/DIEN \
       --lengths=10,100 --modes=faithful,fast --rounds=6 --round_steps=5 \
       --output=benchmarks/results/fused_adam_ab.json
 
@@ -19,13 +19,17 @@ import time
 import numpy as np
 from absl import app, flags
 
+from benchmarks import train_throughput as tt
 from din_tf.experiments import atomic_files
 
-import train_throughput as tt
-
 FLAGS = flags.FLAGS
-flags.DEFINE_integer("rounds", 6, "Alternating rounds.")
-flags.DEFINE_integer("round_steps", 5, "Timed steps per arm per round.")
+
+
+def _define_flags():
+    # With train_throughput's, when run as a script (see benchmarks/__init__.py).
+    tt.define_flags()
+    flags.DEFINE_integer("rounds", 6, "Alternating rounds.")
+    flags.DEFINE_integer("round_steps", 5, "Timed steps per arm per round.")
 
 
 def _arms(name, mode):
@@ -97,4 +101,5 @@ def main(argv):
 
 
 if __name__ == "__main__":
+    _define_flags()
     app.run(main)

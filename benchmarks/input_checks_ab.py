@@ -2,7 +2,7 @@ r"""Interleaved A/B of the training step with and without the input checks of
 `din_tf/models/_inputs.py` (dtype/rank/size checks at trace time, the
 history_length range and dynamic-size asserts in the graph).
 
-  python benchmarks/input_checks_ab.py --models=dien_repo/DIEN,dien_repo/DIN \
+  python -m benchmarks.input_checks_ab --models=dien_repo/DIEN,dien_repo/DIN \
       --baseline_rev=8667d54 --rounds=7 --steps=30
 
 B ("unchecked") reads inputs with `_inputs.py` as of `--baseline_rev` (taken
@@ -26,16 +26,20 @@ import time
 import numpy as np
 from absl import app, flags
 
-FLAGS = flags.FLAGS
-flags.DEFINE_list("models", ["dien_repo/DIEN", "dien_repo/DIN"], "Original model names.")
-flags.DEFINE_string("baseline_rev", "8667d54", "Git revision whose _inputs.py is arm B.")
-flags.DEFINE_integer("batch_size", 128, "Rows per step.")
-flags.DEFINE_integer("length", 30, "History length T.")
-flags.DEFINE_integer("vocabulary", 10_000, "Users, items (categories: vocabulary // 100).")
-flags.DEFINE_integer("rounds", 7, "A/B rounds.")
-flags.DEFINE_integer("steps", 30, "Timed steps per arm per round.")
+from benchmarks import REPO
 
-REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+FLAGS = flags.FLAGS
+
+
+def _define_flags():
+    # Only when run as a script (see benchmarks/__init__.py).
+    flags.DEFINE_list("models", ["dien_repo/DIEN", "dien_repo/DIN"], "Original model names.")
+    flags.DEFINE_string("baseline_rev", "8667d54", "Git revision whose _inputs.py is arm B.")
+    flags.DEFINE_integer("batch_size", 128, "Rows per step.")
+    flags.DEFINE_integer("length", 30, "History length T.")
+    flags.DEFINE_integer("vocabulary", 10_000, "Users, items (categories: vocabulary // 100).")
+    flags.DEFINE_integer("rounds", 7, "A/B rounds.")
+    flags.DEFINE_integer("steps", 30, "Timed steps per arm per round.")
 
 
 def _baseline_reader(revision):
@@ -166,4 +170,5 @@ def main(argv):
 
 
 if __name__ == "__main__":
+    _define_flags()
     app.run(main)

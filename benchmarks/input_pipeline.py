@@ -1,6 +1,6 @@
 """Preprocessing and tf.data throughput (a benchmark, not a test).
 
-  python benchmarks/input_pipeline.py [--num_reviews=1000000] [--batches=400] \
+  python -m benchmarks.input_pipeline [--num_reviews=1000000] [--batches=400] \
       [--output=benchmarks/results/input_pipeline.json]
 
 1. Writes a raw Amazon-format review file of `--num_reviews` lines (gzip, with
@@ -8,29 +8,25 @@
    them and running both protocols (rows/s = review lines per second).
 2. Times `make_dataset` in training configuration (B=128, maxlen=T=100, K=5
    sampled negatives, shuffle) on histories of 100+ steps, and compares with
-   the original DIEN's training speed at B=128, T=100 (spec §11: 359 ex/s,
-   444 ex/s with oneDNN); the input pipeline must be >= 10x faster.
+   the original DIEN's training speed at B=128, T=100 (359 ex/s, 444 ex/s with
+   oneDNN: docs/original_code.md#throughput-of-the-original-code); the input
+   pipeline must be >= 10x faster.
 """
 
 import gzip
 import json
 import os
-import sys
 import tempfile
 import time
 
-sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
+import numpy as np
+from absl import app, flags
 
-from absl import app, flags  # noqa: E402
-import numpy as np  # noqa: E402
-
-flags.DEFINE_integer("num_reviews", 1_000_000, "Review lines in the generated file.")
-flags.DEFINE_integer("batches", 400, "tf.data batches to time (after 20 warm-up batches).")
-flags.DEFINE_integer("seed", 0, "Generator seed.")
-flags.DEFINE_string("output", "benchmarks/results/input_pipeline.json", "JSON output.")
 FLAGS = flags.FLAGS
 
-DIEN_EXAMPLES_PER_S = 444.0  # original DIEN, B=128, T=100, best of spec §11 tables
+# The original DIEN at B=128, T=100, the best of the two tables of
+# docs/original_code.md#throughput-of-the-original-code.
+DIEN_EXAMPLES_PER_S = 444.0
 RECORDS = []  # one dict per timed stage, written to --output
 
 
@@ -116,6 +112,14 @@ def input_pipeline(num_batches, seed):
                     "seconds": seconds, "batches_per_s": rate, "examples_per_s": rate * 128})
 
 
+def _define_flags():
+    # Only when run as a script (see benchmarks/__init__.py).
+    flags.DEFINE_integer("num_reviews", 1_000_000, "Review lines in the generated file.")
+    flags.DEFINE_integer("batches", 400, "tf.data batches to time (after 20 warm-up batches).")
+    flags.DEFINE_integer("seed", 0, "Generator seed.")
+    flags.DEFINE_string("output", "benchmarks/results/input_pipeline.json", "JSON output.")
+
+
 def main(argv):
     del argv
     preprocessing(FLAGS.num_reviews, FLAGS.seed)
@@ -126,4 +130,5 @@ def main(argv):
 
 
 if __name__ == "__main__":
+    _define_flags()
     app.run(main)

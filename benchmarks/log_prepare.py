@@ -7,7 +7,7 @@ process so that each peak RSS (`ru_maxrss`) is its own. Prints and writes
 JSON: rows/s for reading + protocol + writing, and peak RSS in MiB (also the
 RSS right after the import: importing din_tf loads TensorFlow, ~600 MiB).
 
-  python benchmarks/log_prepare.py --rows=10000000 --output=/tmp/log_prepare.json
+  python -m benchmarks.log_prepare --rows=10000000 --output=/tmp/log_prepare.json
 """
 
 import json
@@ -21,15 +21,9 @@ import time
 import numpy as np
 from absl import app, flags
 
+from benchmarks import REPO
+
 FLAGS = flags.FLAGS
-flags.DEFINE_integer("rows", 10_000_000, "Rows of the synthetic log.")
-flags.DEFINE_integer("rows_per_user", 50, "Mean rows per user.")
-flags.DEFINE_integer("rows_per_item", 100, "Mean rows per item.")
-flags.DEFINE_list("protocols", ["din", "dien"], "Protocols to time.")
-flags.DEFINE_string("engine", "auto", "read_log engine: auto, pyarrow or python.")
-flags.DEFINE_string("output", None, "Also write the JSON result here.")
-flags.DEFINE_string("child", None, "Internal: prepare this protocol in this process.")
-flags.DEFINE_string("workdir", None, "Internal: the child's folder.")
 
 SCHEMA = {"features": [{"name": "user_id", "group": "user"},
                        {"name": "item_id", "group": "candidate"}],
@@ -75,6 +69,18 @@ def child(protocol, workdir):
                       "output_mib": round(out_bytes / 2**20)}))
 
 
+def _define_flags():
+    # Only when run as a script (see benchmarks/__init__.py).
+    flags.DEFINE_integer("rows", 10_000_000, "Rows of the synthetic log.")
+    flags.DEFINE_integer("rows_per_user", 50, "Mean rows per user.")
+    flags.DEFINE_integer("rows_per_item", 100, "Mean rows per item.")
+    flags.DEFINE_list("protocols", ["din", "dien"], "Protocols to time.")
+    flags.DEFINE_string("engine", "auto", "read_log engine: auto, pyarrow or python.")
+    flags.DEFINE_string("output", None, "Also write the JSON result here.")
+    flags.DEFINE_string("child", None, "Internal: prepare this protocol in this process.")
+    flags.DEFINE_string("workdir", None, "Internal: the child's folder.")
+
+
 def main(argv):
     del argv
     if FLAGS.child:
@@ -90,9 +96,10 @@ def main(argv):
         print(f"wrote {FLAGS.rows} rows ({results['log_mib']} MiB) in "
               f"{results['write_seconds']} s", flush=True)
         for protocol in FLAGS.protocols:
-            out = subprocess.run([sys.executable, os.path.abspath(__file__), f"--child={protocol}",
-                                  f"--workdir={workdir}", f"--engine={FLAGS.engine}"],
-                                 check=True, stdout=subprocess.PIPE, text=True)
+            out = subprocess.run([sys.executable, "-m", "benchmarks.log_prepare",
+                                  f"--child={protocol}", f"--workdir={workdir}",
+                                  f"--engine={FLAGS.engine}"],
+                                 cwd=REPO, check=True, stdout=subprocess.PIPE, text=True)
             result = json.loads(out.stdout.strip().splitlines()[-1])
             results["protocols"][protocol] = result
             print(json.dumps(result), flush=True)
@@ -104,4 +111,5 @@ def main(argv):
 
 
 if __name__ == "__main__":
+    _define_flags()
     app.run(main)

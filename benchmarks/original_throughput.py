@@ -11,7 +11,7 @@ copied into this project) and run under `tf.compat.v1` with TF-Keras 2
   /tmp/origenv/bin/pip install "tensorflow>=2.21,<2.22" "tf_keras>=2.21,<2.22"
   git clone https://github.com/mouna99/dien /tmp/orig/dien
   git clone https://github.com/zhougr1993/DeepInterestNetwork /tmp/orig/din
-  python benchmarks/original_throughput.py --python=/tmp/origenv/bin/python \
+  python -m benchmarks.original_throughput --python=/tmp/origenv/bin/python \
       --dien_repo_dir=/tmp/orig/dien --din_repo_dir=/tmp/orig/din \
       --models=dien_repo/DIEN,dien_repo/DIN,din_repo/din --lengths=10,30,100 \
       --output=benchmarks/results/original_throughput.json
@@ -38,20 +38,29 @@ import types
 import numpy as np
 from absl import app, flags
 
+from benchmarks import REPO, child_path
+
 FLAGS = flags.FLAGS
-flags.DEFINE_list("models", ["dien_repo/DIEN", "dien_repo/DIN", "din_repo/din"],
-                  "Zoo names of the original models to time.")
-flags.DEFINE_list("lengths", ["10", "30", "100"], "History lengths T.")
-flags.DEFINE_integer("batch_size", 0, "Rows per step; 0: the original repo's own (128 / 32).")
-flags.DEFINE_integer("steps", 20, "Timed steps per run.")
-flags.DEFINE_integer("warmup", 3, "Untimed steps per run.")
-flags.DEFINE_string("dien_repo_dir", None, "Checkout of github.com/mouna99/dien.")
-flags.DEFINE_string("din_repo_dir", None, "Checkout of github.com/zhougr1993/DeepInterestNetwork.")
-flags.DEFINE_string("python", sys.executable,
-                    "Interpreter with tensorflow and tf_keras installed (runs the originals).")
-flags.DEFINE_bool("onednn", True, "TF_ENABLE_ONEDNN_OPTS=1 (TensorFlow's CPU default).")
-flags.DEFINE_string("output", "benchmarks/results/original_throughput.json", "JSON output.")
-flags.DEFINE_string("measure", None, "Internal: 'model:T:batch' to time in this process.")
+
+
+def _define_flags():
+    # Only when run as a script (see benchmarks/__init__.py).
+    flags.DEFINE_list("models", ["dien_repo/DIEN", "dien_repo/DIN", "din_repo/din"],
+                      "Zoo names of the original models to time.")
+    flags.DEFINE_list("lengths", ["10", "30", "100"], "History lengths T.")
+    flags.DEFINE_integer("batch_size", 0,
+                         "Rows per step; 0: the original repo's own (128 / 32).")
+    flags.DEFINE_integer("steps", 20, "Timed steps per run.")
+    flags.DEFINE_integer("warmup", 3, "Untimed steps per run.")
+    flags.DEFINE_string("dien_repo_dir", None, "Checkout of github.com/mouna99/dien.")
+    flags.DEFINE_string("din_repo_dir", None,
+                        "Checkout of github.com/zhougr1993/DeepInterestNetwork.")
+    flags.DEFINE_string("python", sys.executable,
+                        "Interpreter with tensorflow and tf_keras installed (runs the originals).")
+    flags.DEFINE_bool("onednn", True, "TF_ENABLE_ONEDNN_OPTS=1 (TensorFlow's CPU default).")
+    flags.DEFINE_string("output", "benchmarks/results/original_throughput.json", "JSON output.")
+    flags.DEFINE_string("measure", None, "Internal: 'model:T:batch' to time in this process.")
+
 
 BOOKS = dict(n_users=543_060, n_items=367_983, n_categories=1_601)
 
@@ -76,7 +85,8 @@ DIN_REPO_FILES = {
     "din_repo/din": ("din", "model.py", 1.0),
     "din_repo/din_dice": ("din", "model_dice.py", 1.0),
 }
-# Originals that fail on CPU as coded, with the reason (spec §8.1 item 10):
+# Originals that fail on CPU as coded, with the reason
+# (docs/original_code.md#where-the-din-repo-code-is-not-followed):
 # not runnable here, so not in the tables above.
 GPU_ONLY = {"din_repo/wide_deep": "its wide part gathers index -1, which TensorFlow "
                                   "rejects on CPU (the GPU kernel returns zeros)"}
@@ -269,17 +279,18 @@ def measure_here(name, steps, batch):
 
 
 def _child_args(name, steps, batch):
-    return [FLAGS.python, os.path.abspath(__file__), f"--measure={name}:{steps}:{batch}",
-            f"--steps={FLAGS.steps}", f"--warmup={FLAGS.warmup}",
-            f"--dien_repo_dir={FLAGS.dien_repo_dir or ''}",
-            f"--din_repo_dir={FLAGS.din_repo_dir or ''}"]
+    return [FLAGS.python, "-m", "benchmarks.original_throughput",
+            f"--measure={name}:{steps}:{batch}", f"--steps={FLAGS.steps}",
+            f"--warmup={FLAGS.warmup}",
+            f"--dien_repo_dir={child_path(FLAGS.dien_repo_dir)}",
+            f"--din_repo_dir={child_path(FLAGS.din_repo_dir)}"]
 
 
 def measure_in_child(name, steps, batch):
     env = dict(os.environ, TF_USE_LEGACY_KERAS="1", TF_CPP_MIN_LOG_LEVEL="3",
                TF_ENABLE_ONEDNN_OPTS="1" if FLAGS.onednn else "0")
-    done = subprocess.run(_child_args(name, steps, batch), env=env, capture_output=True,
-                          text=True, check=False)
+    done = subprocess.run(_child_args(name, steps, batch), cwd=REPO, env=env,
+                          capture_output=True, text=True, check=False)
     lines = [line for line in done.stdout.splitlines() if line.startswith("{")]
     if done.returncode != 0 or not lines:
         raise RuntimeError(f"Timing the original {name} (T={steps}) failed "
@@ -321,4 +332,5 @@ def main(argv):
 
 
 if __name__ == "__main__":
+    _define_flags()
     app.run(main)

@@ -3,7 +3,7 @@ and parameter servers as `python -m din_tf.cluster_task` processes on
 127.0.0.1, a chief that trains with `din_tf.parameter_server.ParameterServerTrainer`,
 and the bytes the cluster moves per step, measured and estimated.
 
-  python benchmarks/ps_throughput.py --configs=1x1,2x1,1x2,2x2 \
+  python -m benchmarks.ps_throughput --configs=1x1,2x1,1x2,2x2 \
       --models=dien_repo/DIN,dien_repo/DIEN --batch=128 --length=100 \
       --steps=64 --warmup=8 --steps_per_execution=4 \
       --output=benchmarks/results/ps_throughput.json
@@ -40,11 +40,10 @@ import time
 
 from absl import app, flags
 
+from benchmarks import REPO
 from din_tf.experiments import atomic_files
 
 FLAGS = flags.FLAGS
-HERE = os.path.dirname(os.path.abspath(__file__))
-ROOT = os.path.dirname(HERE)
 
 BOOKS = dict(n_users=543_060, n_items=367_983, n_categories=1_601)
 MODELS = ("dien_repo/DIN", "dien_repo/DIEN")
@@ -299,15 +298,13 @@ def _tail(path, chars=3000):
 
 
 def _environment(spec, task_type, index):
-    path = os.environ.get("PYTHONPATH")
     return {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3",
-            "PYTHONPATH": ROOT + (os.pathsep + path if path else ""),
             "TF_CONFIG": json.dumps({"cluster": spec,
                                      "task": {"type": task_type, "index": index}})}
 
 
 def _chief_args(name, result_path):
-    return [sys.executable, os.path.abspath(__file__), f"--_chief={result_path}",
+    return [sys.executable, "-m", "benchmarks.ps_throughput", f"--_chief={result_path}",
             f"--models={name}", f"--batch={FLAGS.batch}", f"--length={FLAGS.length}",
             f"--steps={FLAGS.steps}", f"--warmup={FLAGS.warmup}",
             f"--steps_per_execution={FLAGS.steps_per_execution}",
@@ -326,13 +323,13 @@ def run(workers, ps, name):
                 log = os.path.join(folder, f"{task_type}{index}.log")
                 with open(log, "w") as out:
                     processes.append(subprocess.Popen(
-                        [sys.executable, "-m", "din_tf.cluster_task"], cwd=ROOT,
+                        [sys.executable, "-m", "din_tf.cluster_task"], cwd=REPO,
                         env=_environment(spec, task_type, index), stdout=out,
                         stderr=subprocess.STDOUT))
                 logs.append(log)
         result, log = os.path.join(folder, "chief.json"), os.path.join(folder, "chief.log")
         with open(log, "w") as out:
-            chief_process = subprocess.Popen(_chief_args(name, result), cwd=ROOT,
+            chief_process = subprocess.Popen(_chief_args(name, result), cwd=REPO,
                                              env=_environment(spec, "chief", 0), stdout=out,
                                              stderr=subprocess.STDOUT)
         processes.append(chief_process)
@@ -360,8 +357,7 @@ def run(workers, ps, name):
 
 
 def _define_flags():
-    # Defined only when run as a script, so tests can import this module next
-    # to the other benchmarks (whose flags share names with these).
+    # Only when run as a script (see benchmarks/__init__.py).
     flags.DEFINE_list("configs", ["1x1", "2x1", "1x2", "2x2"],
                       "Clusters as WORKERSxPS (workers x parameter servers).")
     flags.DEFINE_list("models", ["dien_repo/DIN"], f"Models, some of {list(MODELS)}.")

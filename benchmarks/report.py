@@ -1,7 +1,7 @@
 r"""Renders the benchmark JSON files as the markdown tables of
 docs/benchmarks.md (so the docs hold exactly what the scripts measured).
 
-  python benchmarks/report.py --results=benchmarks/results > /tmp/tables.md
+  python -m benchmarks.report --results=benchmarks/results > /tmp/tables.md
 
 Reads, when present: train_throughput*.json (benchmarks/train_throughput.py),
 original_throughput*.json (benchmarks/original_throughput.py), serving.json
@@ -9,8 +9,10 @@ original_throughput*.json (benchmarks/original_throughput.py), serving.json
 and roofline.json (benchmarks/roofline.py). Ratios are to the original TF1
 code on the same shapes and batch size: the mean of its runs in
 original_throughput*.json (measured side by side on this machine) where
-there are any, else spec §11's figures (`ORIGINAL`: the DIEN repo's DIEN and
-DIN at B=128, the DIN repo's DIN at its B=32; marked †). On mixed lengths,
+there are any, else the figures of
+docs/original_code.md#throughput-of-the-original-code (`ORIGINAL`: the DIEN
+repo's DIEN and DIN at B=128, the DIN repo's DIN at its B=32; marked †). On
+mixed lengths,
 to DeepCTR (DIEN ~750, DIN ~1,300 ex/s).
 """
 
@@ -23,7 +25,8 @@ import statistics
 from absl import app, flags
 
 # The original TF1 code's training throughput on this machine class, oneDNN
-# on (spec §11; its DIN-repo row used Electronics vocabularies, not Books):
+# on (docs/original_code.md#throughput-of-the-original-code; its DIN-repo row
+# used Electronics vocabularies, not Books):
 # {(model, batch size): {T: examples/s}}. Used where the original was not
 # run side by side.
 ORIGINAL = {
@@ -88,7 +91,8 @@ def training_tables(results_dir):
     for batch, jit in sorted({(r["batch_size"], r["jit_compile"]) for r in plain}):
         group = [r for r in plain if r["batch_size"] == batch and r["jit_compile"] == jit]
         out.append(f"B={batch}, {'XLA' if jit else 'no XLA'} (examples/s; "
-                   "× the original code where it was measured; † spec §11's figure):\n")
+                   "× the original code where it was measured; † the figure of "
+                   "docs/original_code.md#throughput-of-the-original-code):\n")
         columns = sorted({(r["T"], r["mode"]) for r in group},
                          key=lambda c: (c[0], c[1] != "faithful"))
         out.append("| model | " + " | ".join(f"T={t} {mode}" for t, mode in columns) + " |")
@@ -142,7 +146,8 @@ def _cell(records, model, t, mode, ratio):
 
 def _ratio(r, originals):
     """The record's speed-up over the original code on the same shapes, or "":
-    over the mean of the runs measured here, else over spec §11's figure (†)."""
+    over the mean of the runs measured here, else over the figure of
+    docs/original_code.md#throughput-of-the-original-code (†)."""
     runs = originals.get((r["model"], r["batch_size"], r["T"]))
     if runs:
         return f"{r['examples_per_s'] / statistics.fmean(runs):.2f}×"

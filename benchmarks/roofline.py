@@ -12,7 +12,7 @@ repo) training step at B=128, T=100, then prints:
 * the throughput ceilings that follow (examples/s at the floor, and at the
   2048^3 rate).
 
-  python benchmarks/roofline.py --output=benchmarks/results/roofline.json
+  python -m benchmarks.roofline --output=benchmarks/results/roofline.json
 
 The shapes follow the implementation (`din_tf.layers`): GRU input
 projections over all steps at once, two [B, H] recurrent matmuls per step

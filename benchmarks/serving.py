@@ -4,7 +4,7 @@ categories), synthetic ids, every history of length T. The weights are the
 untrained initial ones: no op here branches on values, so trained weights
 serve at the same speed. Run from the repository root:
 
-  python benchmarks/serving.py \
+  python -m benchmarks.serving \
       --models=dien_repo/DIEN,dien_repo/DIN,din_repo/din_dice --lengths=10,30,100 \
       --requests=2000 --batch_size=1024 --jit_compile=false,true \
       --loaders=saved_model,session --threads=0,1 --train_modes=faithful,fast \
@@ -56,11 +56,9 @@ import sys
 import tempfile
 import time
 
-REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-if REPO not in sys.path:
-    sys.path.insert(0, REPO)
+from absl import app, flags
 
-from absl import app, flags  # noqa: E402
+from benchmarks import REPO
 
 FLAGS = flags.FLAGS
 
@@ -246,10 +244,9 @@ def _run_worker(spec):
         request, result = os.path.join(tmp, "spec.json"), os.path.join(tmp, "result.json")
         with open(request, "w", encoding="utf-8") as f:
             json.dump(dict(spec, result=result), f)
-        env = dict(os.environ, PYTHONPATH=os.pathsep.join(
-            [REPO] + [p for p in os.environ.get("PYTHONPATH", "").split(os.pathsep) if p]))
+        env = dict(os.environ)
         env.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
-        done = subprocess.run([sys.executable, os.path.abspath(__file__), "--worker", request],
+        done = subprocess.run([sys.executable, "-m", "benchmarks.serving", "--worker", request],
                               cwd=REPO, env=env, capture_output=True, text=True,
                               timeout=WORKER_TIMEOUT_S)
         if done.returncode != 0:
@@ -530,8 +527,7 @@ def _peak_rss_mb():
 # --- Command line ----------------------------------------------------------------------
 
 def _define_flags():
-    # Defined only when run as a script, so tests can import this module next
-    # to other benchmarks whose flags share names with these.
+    # Only when run as a script (see benchmarks/__init__.py).
     flags.DEFINE_list("models", list(DEFAULT_MODELS), "Original model names.")
     flags.DEFINE_list("lengths", ["10", "30", "100"], "Request history lengths T.")
     flags.DEFINE_integer("requests", 2000, "Timed batch-1 calls per length.")
@@ -598,7 +594,7 @@ def main(argv):
             log=lambda line: print(line, flush=True))
     except ValueError as e:
         raise app.UsageError(str(e)) from e
-    results["meta"]["command"] = " ".join(["python", "benchmarks/serving.py"] + sys.argv[1:])
+    results["meta"]["command"] = " ".join(["python", "-m", "benchmarks.serving"] + sys.argv[1:])
     write_results(results, os.path.join(REPO, FLAGS.output))
     print(f"wrote {FLAGS.output}")
     return 0

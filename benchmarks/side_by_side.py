@@ -2,7 +2,7 @@ r"""The zoo against the original TF1 code, side by side: one command that
 times both alternately, in several rounds, on the same shapes and batches,
 and prints the ratio (zoo / original) per model, history length and zoo mode.
 
-  python benchmarks/side_by_side.py --python=/tmp/origenv/bin/python \
+  python -m benchmarks.side_by_side --python=/tmp/origenv/bin/python \
       --dien_repo_dir=/tmp/orig/dien --din_repo_dir=/tmp/orig/din \
       --models=dien_repo/DIEN,dien_repo/DIN --lengths=10,30,100 \
       --zoo_modes=faithful+xla,fast+xla --rounds=3 \
@@ -34,33 +34,39 @@ import tempfile
 
 from absl import app, flags
 
-from din_tf.experiments import atomic_files
-
-from side_by_side_tables import (
+from benchmarks import REPO, child_path
+from benchmarks.side_by_side_tables import (
     markdown,
     split_steps_per_execution,
     summarize,
     targets_markdown,
 )
+from din_tf.experiments import atomic_files
 
 FLAGS = flags.FLAGS
-HERE = os.path.dirname(os.path.abspath(__file__))
-flags.DEFINE_list("models", ["dien_repo/DIEN", "dien_repo/DIN", "din_repo/din"],
-                  "Original model names.")
-flags.DEFINE_list("lengths", ["10", "30", "100"], "History lengths T.")
-flags.DEFINE_list("zoo_modes", ["faithful+xla", "fast+xla"], "The zoo's modes timed.")
-flags.DEFINE_list("dien_zoo_modes", None, "Modes for dien_repo/* (default --zoo_modes).")
-flags.DEFINE_list("din_zoo_modes", None, "Modes for din_repo/* (default --zoo_modes).")
-flags.DEFINE_integer("rounds", 3, "Interleaved rounds.", lower_bound=1)
-flags.DEFINE_integer("steps", 10, "Timed steps per run.")
-flags.DEFINE_integer("warmup", 3, "Untimed steps per run.")
-flags.DEFINE_integer("batch_size", 0, "Rows per step; 0: each repo's own (128 / 32).")
-flags.DEFINE_string("python", None, "Interpreter of the originals' TF1 virtualenv.")
-flags.DEFINE_string("dien_repo_dir", None, "Checkout of github.com/mouna99/dien.")
-flags.DEFINE_string("din_repo_dir", None, "Checkout of github.com/zhougr1993/DeepInterestNetwork.")
-flags.DEFINE_string("output", "benchmarks/results/side_by_side.json", "JSON output.")
-flags.DEFINE_string("markdown", None, "Also write the tables as Markdown here.")
-flags.DEFINE_bool("render", False, "Measure nothing: render --output's JSON as tables again.")
+
+
+def _define_flags():
+    # Only when run as a script (see benchmarks/__init__.py).
+    flags.DEFINE_list("models", ["dien_repo/DIEN", "dien_repo/DIN", "din_repo/din"],
+                      "Original model names.")
+    flags.DEFINE_list("lengths", ["10", "30", "100"], "History lengths T.")
+    flags.DEFINE_list("zoo_modes", ["faithful+xla", "fast+xla"], "The zoo's modes timed.")
+    flags.DEFINE_list("dien_zoo_modes", None, "Modes for dien_repo/* (default --zoo_modes).")
+    flags.DEFINE_list("din_zoo_modes", None, "Modes for din_repo/* (default --zoo_modes).")
+    flags.DEFINE_integer("rounds", 3, "Interleaved rounds.", lower_bound=1)
+    flags.DEFINE_integer("steps", 10, "Timed steps per run.")
+    flags.DEFINE_integer("warmup", 3, "Untimed steps per run.")
+    flags.DEFINE_integer("batch_size", 0, "Rows per step; 0: each repo's own (128 / 32).")
+    flags.DEFINE_string("python", None, "Interpreter of the originals' TF1 virtualenv.")
+    flags.DEFINE_string("dien_repo_dir", None, "Checkout of github.com/mouna99/dien.")
+    flags.DEFINE_string("din_repo_dir", None,
+                        "Checkout of github.com/zhougr1993/DeepInterestNetwork.")
+    flags.DEFINE_string("output", "benchmarks/results/side_by_side.json", "JSON output.")
+    flags.DEFINE_string("markdown", None, "Also write the tables as Markdown here.")
+    flags.DEFINE_bool("render", False,
+                      "Measure nothing: render --output's JSON as tables again.")
+
 
 ORIGINAL_BATCH = {"dien_repo": 128, "din_repo": 32}
 
@@ -71,7 +77,7 @@ def _run_json(args, what):
         out = os.path.join(folder, "out.json")
         env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3")
         done = subprocess.run(args + [f"--output={out}"], env=env, capture_output=True,
-                              text=True, check=False, cwd=HERE)
+                              text=True, check=False, cwd=REPO)
         if done.returncode != 0 or not os.path.exists(out):
             raise RuntimeError(f"{what} failed (exit {done.returncode}):\n"
                                f"{done.stderr[-3000:]}")
@@ -80,11 +86,11 @@ def _run_json(args, what):
 
 
 def original_runs(name, lengths, batch):
-    args = [sys.executable, "original_throughput.py", f"--models={name}",
+    args = [sys.executable, "-m", "benchmarks.original_throughput", f"--models={name}",
             f"--lengths={','.join(map(str, lengths))}", f"--batch_size={batch}",
             f"--steps={FLAGS.steps}", f"--warmup={FLAGS.warmup}", f"--python={FLAGS.python}",
-            f"--dien_repo_dir={FLAGS.dien_repo_dir or ''}",
-            f"--din_repo_dir={FLAGS.din_repo_dir or ''}"]
+            f"--dien_repo_dir={child_path(FLAGS.dien_repo_dir)}",
+            f"--din_repo_dir={child_path(FLAGS.din_repo_dir)}"]
     return _run_json(args, f"the original {name}")
 
 
@@ -101,7 +107,7 @@ def zoo_runs(name, lengths, batch, modes):
         steps, warmup = FLAGS.steps, FLAGS.warmup
         if calls > 1:
             steps, warmup = max(steps, 8 * calls), max(warmup, 2 * calls)
-        args = [sys.executable, "train_throughput.py", f"--models={name}",
+        args = [sys.executable, "-m", "benchmarks.train_throughput", f"--models={name}",
                 f"--lengths={','.join(map(str, lengths))}",
                 f"--modes={','.join(base for _, base in pairs)}", f"--batch_size={batch}",
                 f"--steps={steps}", f"--warmup={warmup}", f"--steps_per_execution={calls}"]
@@ -114,10 +120,10 @@ def zoo_runs(name, lengths, batch, modes):
 
 def matmul_rate():
     """GFLOP/s of a 2048^3 float32 product, measured in a fresh process."""
-    code = ("import roofline; s = roofline.time_matmul(2048, 2048, 2048, 5); "
+    code = ("from benchmarks import roofline; s = roofline.time_matmul(2048, 2048, 2048, 5); "
             "print(2 * 2048 ** 3 / s / 1e9)")
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                          check=True, cwd=HERE, env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3"))
+                          check=True, cwd=REPO, env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3"))
     return float(done.stdout.strip().splitlines()[-1])
 
 
@@ -192,4 +198,5 @@ def render(result):
 
 
 if __name__ == "__main__":
+    _define_flags()
     app.run(main)

@@ -1,5 +1,5 @@
-"""The pure parts of `side_by_side.py` (no flags, so tests can import them):
-mode names, and the ratio tables from the runs' records."""
+"""The pure parts of `side_by_side.py`: mode names, and the ratio tables from
+the runs' records."""
 
 import statistics
 

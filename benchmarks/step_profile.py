@@ -2,9 +2,9 @@ r"""Where a training step's time goes: traces a few steps of one model with
 TensorFlow's profiler and sums the kernel time per op type, beside the step's
 wall time, so a speed claim can say which operation stands in the way.
 
-  python benchmarks/step_profile.py --model=dien_repo/DNN --length=10 --mode=faithful
-  python benchmarks/step_profile.py --model=dien_repo/DIEN --length=100 --mode=fast \
-      --jit_compile --output=benchmarks/results/profile_dien_fast.json
+  python -m benchmarks.step_profile --model=dien_repo/DNN --length=10 --mode=faithful
+  python -m benchmarks.step_profile --model=dien_repo/DIEN --length=100 --mode=fast \
+      --jit_compile --profile_output=benchmarks/results/profile_dien_fast.json
 
 Models, modes, batches and vocabularies are `train_throughput.py`'s. Kernel
 times are summed over every thread (both cores), so their total may exceed
@@ -24,15 +24,21 @@ import time
 import numpy as np
 from absl import app, flags
 
-import train_throughput as tt
+from benchmarks import train_throughput as tt
 
 FLAGS = flags.FLAGS
-flags.DEFINE_string("model", "dien_repo/DIEN", "Original model name.")
-flags.DEFINE_integer("length", 100, "History length T.")
-flags.DEFINE_enum("mode", "fast", ["faithful", "fast"], "Training mode.")
-flags.DEFINE_integer("profile_steps", 5, "Traced steps.")
-flags.DEFINE_integer("top", 25, "Op types printed.")
-flags.DEFINE_string("profile_output", None, "JSON output (none: print only).")
+
+
+def _define_flags():
+    # With train_throughput's, when run as a script (see benchmarks/__init__.py).
+    tt.define_flags()
+    flags.DEFINE_string("model", "dien_repo/DIEN", "Original model name.")
+    flags.DEFINE_integer("length", 100, "History length T.")
+    flags.DEFINE_enum("mode", "fast", ["faithful", "fast"], "Training mode.")
+    flags.DEFINE_integer("profile_steps", 5, "Traced steps.")
+    flags.DEFINE_integer("top", 25, "Op types printed.")
+    flags.DEFINE_string("profile_output", None, "JSON output (none: print only).")
+
 
 # Op types that are matrix products (oneDNN renames them).
 MATMUL_TYPES = ("MatMul", "BatchMatMul", "BatchMatMulV2", "BatchMatMulV3", "_MklMatMul",
@@ -75,6 +81,9 @@ def kernel_times(logdir):
 
 def main(argv):
     del argv
+    if FLAGS["output"].present:  # train_throughput's flag: the parser takes it, unused here
+        raise app.UsageError(f"--output={FLAGS.output!r} is not step_profile's JSON "
+                             "output; use --profile_output.")
     import tensorflow as tf
 
     tt._fresh_session()
@@ -113,4 +122,5 @@ def main(argv):
 
 
 if __name__ == "__main__":
+    _define_flags()
     app.run(main)

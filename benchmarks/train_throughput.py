@@ -2,7 +2,7 @@ r"""Training throughput (examples/s) of the zoo's models on the originals'
 shapes: B=128, Books-size vocabularies (543,060 users, 367,983 items, 1,601
 categories), every row of length T, synthetic ids.
 
-  python benchmarks/train_throughput.py --models=dien_repo/DIEN,dien_repo/DIN \
+  python -m benchmarks.train_throughput --models=dien_repo/DIEN,dien_repo/DIN \
       --lengths=10,30,100 --modes=faithful,fast --steps=20 --warmup=3 \
       --output=benchmarks/results/train_throughput.json
 
@@ -37,23 +37,31 @@ import numpy as np
 from absl import app, flags
 
 FLAGS = flags.FLAGS
-flags.DEFINE_list("models", ["dien_repo/DIEN", "dien_repo/DIN"], "Original model names.")
-flags.DEFINE_list("lengths", ["10", "30", "100"], "History lengths T.")
-flags.DEFINE_list("modes", ["faithful", "fast"],
-                  "faithful and/or fast, each optionally with +xla, +bf16 or +fp16.")
-flags.DEFINE_integer("batch_size", 128, "Rows per step.")
-flags.DEFINE_integer("steps", 20, "Timed steps per run.")
-flags.DEFINE_integer("warmup", 3, "Untimed steps per run (tracing included).")
-flags.DEFINE_bool("jit_compile", False, "XLA-compile the train step.")
-flags.DEFINE_bool("mixed_precision", False, "mixed_float16 policy.")
-flags.DEFINE_integer("steps_per_execution", 1, "Steps per train-function call (>1: Keras' "
-                     "multi-step function over tf.data, as model.fit runs it).", lower_bound=1)
-flags.DEFINE_string("output", "benchmarks/results/train_throughput.json", "JSON output.")
-flags.DEFINE_enum("length_mix", "fixed", ["fixed", "uniform"],
-                  "fixed: every row has length T; uniform: lengths uniform in 1..max T.")
-flags.DEFINE_list("buckets", ["10", "20", "30", "40", "50", "60", "70", "80", "90", "100"],
-                  "Bucket upper bounds for --length_mix=uniform (empty: no bucketing).")
-flags.DEFINE_integer("mix_batches", 40, "Batches per pass for --length_mix=uniform.")
+
+
+def define_flags():
+    """train_throughput's flags, defined only when a script runs (this one,
+    attention_fold_ab, fused_adam_ab, step_profile), so that benchmark modules
+    import side by side."""
+    flags.DEFINE_list("models", ["dien_repo/DIEN", "dien_repo/DIN"], "Original model names.")
+    flags.DEFINE_list("lengths", ["10", "30", "100"], "History lengths T.")
+    flags.DEFINE_list("modes", ["faithful", "fast"],
+                      "faithful and/or fast, each optionally with +xla, +bf16 or +fp16.")
+    flags.DEFINE_integer("batch_size", 128, "Rows per step.")
+    flags.DEFINE_integer("steps", 20, "Timed steps per run.")
+    flags.DEFINE_integer("warmup", 3, "Untimed steps per run (tracing included).")
+    flags.DEFINE_bool("jit_compile", False, "XLA-compile the train step.")
+    flags.DEFINE_bool("mixed_precision", False, "mixed_float16 policy.")
+    flags.DEFINE_integer("steps_per_execution", 1, "Steps per train-function call (>1: "
+                         "Keras' multi-step function over tf.data, as model.fit runs it).",
+                         lower_bound=1)
+    flags.DEFINE_string("output", "benchmarks/results/train_throughput.json", "JSON output.")
+    flags.DEFINE_enum("length_mix", "fixed", ["fixed", "uniform"],
+                      "fixed: every row has length T; uniform: lengths uniform in 1..max T.")
+    flags.DEFINE_list("buckets", ["10", "20", "30", "40", "50", "60", "70", "80", "90", "100"],
+                      "Bucket upper bounds for --length_mix=uniform (empty: no bucketing).")
+    flags.DEFINE_integer("mix_batches", 40, "Batches per pass for --length_mix=uniform.")
+
 
 BOOKS = dict(n_users=543_060, n_items=367_983, n_categories=1_601)
 MODE_OPTIONS = {"xla": ("jit_compile", True), "bf16": ("policy", "mixed_bfloat16"),
@@ -252,4 +260,5 @@ def main(argv):
 
 
 if __name__ == "__main__":
+    define_flags()
     app.run(main)

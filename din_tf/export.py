@@ -54,6 +54,7 @@ import warnings
 import numpy as np
 import tensorflow as tf
 
+from din_tf._argument_checks import check_choice
 from din_tf._serving_rows import (
     OUTPUT_NAME,
     SIGNATURE_NAME,
@@ -69,7 +70,6 @@ from din_tf.export_raw import (
     raw_serving_request,
 )
 from din_tf.layers import Dice
-from din_tf.layers._checks import check_choice
 
 DICE_STATISTICS = ("moving", "batch")
 PADDED_HISTORY = ("ignored", "as_coded")

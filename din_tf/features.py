@@ -1,7 +1,8 @@
 """The explicit input spec shared by every model and every data pipeline.
 
 A batch is a dict of named tensors; nothing is inferred from name prefixes.
-Histories are right-padded with id 0 (spec §0.4) and `history_length` gives the
+Histories are right-padded with id 0
+(docs/original_code.md#padding-id-0-and-unknown-ids) and `history_length` gives the
 number of real steps (the mask is derived from it, or given as
 `history_mask`, float 1.0 on real steps, 0.0 on padding).
 

@@ -1,7 +1,7 @@
 """Evaluation metrics of DIN / DIEN: the exact AUC, both original repos' AUC
 functions as they are coded, both meanings of "GAUC", and RelaImpr.
 
-Which number is which (spec §7, §8.1 item 12):
+Which number is which (docs/original_code.md#the-metric-functions):
 
 | function | definition | original counterpart |
 | --- | --- | --- |

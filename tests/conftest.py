@@ -9,10 +9,26 @@ import pytest  # noqa: E402
 GOLDEN_DIR = os.path.join(os.path.dirname(__file__), "fixtures", "golden")
 
 
-def load_golden(name):
-    """Loads tests/fixtures/golden/<name>.npz as a dict of arrays."""
-    with np.load(os.path.join(GOLDEN_DIR, name + ".npz")) as z:
+def load_golden(name, directory=GOLDEN_DIR):
+    """Loads `<directory>/<name>.npz` (default: tests/fixtures/golden) as a dict
+    of arrays. Golden tests take every shape, length, maxlen and expected value
+    from what this returns, so a test can point it at a regenerated file."""
+    with np.load(os.path.join(directory, name + ".npz")) as z:
         return {k: z[k] for k in z.files}
+
+
+# A golden test runs on the stored file and on one a test regenerates with
+# other shapes, through the same reading code.
+GOLDEN_VARIANTS = ("stored", "regenerated")
+
+
+def golden_variant(variant, name, write_regenerated, tmp_path):
+    """The stored `<name>.npz`, or (variant "regenerated") the file that
+    `write_regenerated(directory)` writes into tmp_path."""
+    if variant == "regenerated":
+        write_regenerated(str(tmp_path))
+        return load_golden(name, directory=str(tmp_path))
+    return load_golden(name)
 
 
 @pytest.fixture(autouse=True)

@@ -1,6 +1,9 @@
-"""Metrics: spec §7 (evaluation of both repos, golden §7.3) and §8.1 item 12
-(the DIN repo's "GAUC" is a pair accuracy, not the paper's GAUC)."""
+"""Metrics: docs/original_code.md#evaluation (evaluation of both repos, golden
+values in docs/original_code.md#the-metric-functions; the DIN repo's "GAUC" is
+a pair accuracy, not the paper's GAUC)."""
 
+import os
+import re
 import time
 
 import keras
@@ -19,7 +22,7 @@ from din_tf.metrics import (
     gauc,
     rela_impr,
 )
-from tests.conftest import load_golden
+from tests.conftest import GOLDEN_DIR, GOLDEN_VARIANTS, golden_variant, load_golden
 
 
 def _pairwise_auc(labels, scores):
@@ -36,27 +39,95 @@ def _tied_data(seed, n=300):
     return labels, scores
 
 
-# ---------------------------------------------------------------- golden §7.3
+# ------------------------------- golden (docs/original_code.md#the-metric-functions)
 
 
-@pytest.mark.parametrize("function,key", [
-    (exact_auc, "out/exact_auc_ties_half"),
-    (dien_calc_auc, "out/dien_calc_auc"),
-    (dinrepo_calc_auc, "out/dinrepo_calc_auc"),
-])
-def test_golden_auc_functions(function, key):
-    z = load_golden("metrics_and_prepare_data")
+GOLDEN_AUC_KEYS = {exact_auc: "out/exact_auc_ties_half", dien_calc_auc: "out/dien_calc_auc",
+                   dinrepo_calc_auc: "out/dinrepo_calc_auc"}
+
+
+def _dien_calc_auc_as_coded(labels, scores):
+    """DIEN `script/utils.py: calc_auc` line for line (the regenerated file's reference)."""
+    records = sorted(zip(scores, labels), key=lambda d: d[0], reverse=True)  # stable
+    pos = sum(1.0 for _, y in records if y == 1.0)
+    neg = len(records) - pos
+    fp = tp = 0.0
+    points = []
+    for _, y in records:
+        if y == 1.0:
+            tp += 1
+        else:
+            fp += 1
+        points.append((fp / neg, tp / pos))
+    auc = prev_x = prev_y = 0.0
+    for x, y in points:
+        if x != prev_x:
+            auc += (x - prev_x) * (y + prev_y) / 2.0
+            prev_x, prev_y = x, y
+    return auc
+
+
+def _dinrepo_calc_auc_as_coded(labels, scores):
+    """DIN `din/train.py: calc_auc` line for line (the regenerated file's reference)."""
+    records = sorted(zip(1.0 - labels, labels, scores), key=lambda d: d[2])
+    auc = fp1 = tp1 = fp2 = tp2 = 0.0
+    for noclick, click, _ in records:
+        fp2 += noclick
+        tp2 += click
+        auc += (fp2 - fp1) * (tp2 + tp1)
+        fp1, tp1 = fp2, tp2
+    return 1.0 - auc / (2.0 * tp2 * fp2)
+
+
+def _write_regenerated_auc_file(directory, n=57, seed=21):
+    """A metrics file laid out like the stored one but with another N, its
+    expected values from the loops above and brute-force Mann-Whitney."""
+    rng = np.random.default_rng(seed)
+    labels = rng.integers(0, 2, n).astype(np.float64)
+    scores = np.round(rng.random(n), 1)  # one decimal: many ties
+    np.savez(os.path.join(directory, "metrics_and_prepare_data.npz"), **{
+        "in/labels": labels, "in/scores": scores,
+        "out/exact_auc_ties_half": np.float64(_pairwise_auc(labels, scores)),
+        "out/dien_calc_auc": np.float64(_dien_calc_auc_as_coded(labels, scores)),
+        "out/dinrepo_calc_auc": np.float64(_dinrepo_calc_auc_as_coded(labels, scores)),
+    })
+
+
+@pytest.fixture(params=GOLDEN_VARIANTS)
+def auc_golden(request, tmp_path):
+    return golden_variant(request.param, "metrics_and_prepare_data", _write_regenerated_auc_file, tmp_path)
+
+
+@pytest.mark.parametrize("function", list(GOLDEN_AUC_KEYS), ids=lambda f: f.__name__)
+def test_golden_auc_functions(function, auc_golden):
+    z = auc_golden
     value = function(z["in/labels"], z["in/scores"])
     assert isinstance(value, float)
-    np.testing.assert_allclose(value, z[key], atol=1e-9)
+    np.testing.assert_allclose(value, z[GOLDEN_AUC_KEYS[function]], atol=1e-9)
+
+
+def test_regenerated_auc_file_has_other_shapes_and_faithful_references(tmp_path):
+    _write_regenerated_auc_file(str(tmp_path))
+    regenerated = load_golden("metrics_and_prepare_data", directory=str(tmp_path))
+    stored = load_golden("metrics_and_prepare_data")
+    assert regenerated["in/labels"].shape != stored["in/labels"].shape
+    assert all(regenerated[k] != stored[k] for k in GOLDEN_AUC_KEYS.values())
+    # The references that fill the regenerated file give the stored values too.
+    labels, scores = stored["in/labels"], stored["in/scores"]
+    for reference, key in ((_pairwise_auc, "out/exact_auc_ties_half"),
+                           (_dien_calc_auc_as_coded, "out/dien_calc_auc"),
+                           (_dinrepo_calc_auc_as_coded, "out/dinrepo_calc_auc")):
+        np.testing.assert_allclose(reference(labels, scores), stored[key], atol=1e-9, err_msg=key)
 
 
 def test_golden_values_are_the_documented_ones():
+    """SOURCE_README.md documents each stored AUC as `out/<key>` = <value>."""
     z = load_golden("metrics_and_prepare_data")
-    labels, scores = z["in/labels"], z["in/scores"]
-    np.testing.assert_allclose(exact_auc(labels, scores), 0.872355, atol=1e-6)
-    np.testing.assert_allclose(dinrepo_calc_auc(labels, scores), 0.872063, atol=1e-6)
-    np.testing.assert_allclose(dien_calc_auc(labels, scores), 0.870435, atol=1e-6)
+    with open(os.path.join(GOLDEN_DIR, "SOURCE_README.md"), encoding="utf-8") as f:
+        documented = dict(re.findall(r"`(out/\w+)`\s*\(?=\s*([0-9.]+)", f.read()))
+    for key in GOLDEN_AUC_KEYS.values():
+        assert key in documented, key
+        np.testing.assert_allclose(z[key], float(documented[key]), atol=1e-6, err_msg=key)
 
 
 # ---------------------------------------------------------- hand-computed cases
@@ -118,7 +189,8 @@ def test_gauc_hand_computed():
 def test_rela_impr_hand_computed():
     assert rela_impr(0.7, 0.6) == pytest.approx(100.0, abs=1e-9)
     assert rela_impr(0.55, 0.6) == pytest.approx(-50.0, abs=1e-9)
-    # DIN+Dice vs BaseModel as reported in the DIN repo logs (spec §7.1).
+    # DIN+Dice vs BaseModel as reported in the DIN repo logs
+    # (docs/original_code.md#published-numbers).
     assert rela_impr(0.8711, 0.8624) == pytest.approx((0.3711 / 0.3624 - 1) * 100, abs=1e-9)
 
 
@@ -158,7 +230,9 @@ def test_calc_aucs_closed_forms_for_distinct_scores():
 
 def test_calc_aucs_with_ties_follow_input_order():
     """With ties, both repos count a pair by which record comes first in
-    the input (spec §7.1, §7.2); check against that pairwise definition."""
+    the input (docs/original_code.md#evaluation-in-the-din-repo,
+    docs/original_code.md#evaluation-in-the-dien-repo); check against that
+    pairwise definition."""
     labels, scores = _tied_data(6, n=200)
     labels, scores = labels.astype(float), scores.astype(float)
     index = np.arange(len(labels))

@@ -21,3 +21,12 @@ def test_quickstart_code_cells_run(monkeypatch):
     probability = namespace["served"](**namespace["row"])["probability"].numpy()
     assert probability.shape == (1,) and 0.0 < float(probability[0]) < 1.0
     assert set(namespace["features"]) >= {"user_id", "history_item_ids", "history_length"}
+    # The training curves, inline: the runner's curves.png figure of DIEN's fit.
+    fig = namespace["fig"]
+    loss_ax, auc_ax = fig.axes
+    assert (loss_ax.get_title(), auc_ax.get_title()) == ("Loss by epoch", "AUC by epoch")
+    assert list(auc_ax.get_xticks()) == list(range(1, namespace["EPOCHS"] + 1))
+    assert {"train loss", "test loss", "train aux_loss"} <= {
+        t.get_text() for t in loss_ax.get_legend().get_texts()}
+    assert [t.get_text() for t in auc_ax.get_legend().get_texts()] == ["train AUC", "test AUC"]
+    assert fig._repr_png_()[:8] == b"\x89PNG\r\n\x1a\n"

@@ -1,5 +1,6 @@
-"""The DIEN repo's Amazon protocol (spec §6.2): `process_data` → `local_aggretor`
-→ `split_by_user` → `generate_voc`, producing the files its `DataIterator` reads.
+"""The DIEN repo's Amazon protocol: `process_data` → `local_aggretor`
+→ `split_by_user` → `generate_voc`, producing the files its `DataIterator` reads
+(docs/original_code.md#data-protocol-of-the-dien-repo).
 
 As coded in the original:
 

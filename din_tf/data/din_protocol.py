@@ -1,5 +1,6 @@
-"""The DIN repo's Amazon protocol (spec §6.1): remap ids, then per user one
-training pair per history prefix and the last behaviour for test.
+"""The DIN repo's Amazon protocol: remap ids, then per user one training pair
+per history prefix and the last behaviour for test
+(docs/original_code.md#data-protocol-of-the-din-repo).
 
 Steps, as coded in the original (`utils/1_convert_pd.py`, `utils/2_remap_id.py`,
 `din/build_dataset.py`):

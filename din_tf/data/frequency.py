@@ -1,5 +1,6 @@
 """Feature-frequency table n_j for the mini-batch-aware regulariser (DIN paper
-eq. 4-7, spec §9): occurrences of every id of every feature in the training set.
+eq. 4-7; docs/original_code.md#mini-batch-aware-regularisation): occurrences of
+every id of every feature in the training set.
 
 Computed in one vectorised pass over `Samples`: targets are counted directly;
 history steps are weighted by how many rows' windows cover them (a prefix shared

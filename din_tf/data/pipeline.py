@@ -1,11 +1,13 @@
 """tf.data input: batches of the `din_tf.features` spec from `Samples`.
 
-Batching follows the DIEN repo's `train.prepare_data` (spec §6.2 step 6):
+Batching follows the DIEN repo's `train.prepare_data`
+(docs/original_code.md#batches-in-the-dien-repo):
 histories right-padded with 0 to the longest row of the batch, mask 1.0 on real
 steps, and, when `maxlen` is given (training), only the **last** `maxlen`
 behaviours kept, together with their negatives; evaluation passes no `maxlen`.
 
-Negatives for the auxiliary loss follow `data_iterator.py` (spec §4): for every
+Negatives for the auxiliary loss follow `data_iterator.py`
+(docs/original_code.md#negatives-for-the-auxiliary-loss): for every
 history step K ids are drawn uniformly from a pool holding one entry per review
 line (so popular items are drawn more often; ids outside the vocabulary are 0),
 redrawing only a draw equal to that step's clicked item; the category comes from

@@ -80,6 +80,13 @@ def write_text(path, text):
     _write_with(path, write)
 
 
+def write_bytes(path, data):
+    def write(tmp):
+        with open(tmp, "wb") as f:
+            f.write(data)
+    _write_with(path, write)
+
+
 def write_csv(path, rows):
     keys = sorted({k for r in rows for k in r}, key=lambda k: (k != "epoch", k))
 

@@ -122,7 +122,8 @@ def test_set(data, data_cfg, with_negatives, seed):
     boundaries, or file order; `test_order` lists the rows in the order the
     batches emit them, to map scores back to the file. The negatives are the
     same on every pass, so each epoch's test losses (and a resumed run's) are
-    comparable. Histories are kept whole (spec §6.2 item 6)."""
+    comparable. Histories are kept whole
+    (docs/original_code.md#batches-in-the-dien-repo)."""
     # Valid combinations: ExperimentConfig.validate (din_tf/experiments/config_checks.py).
     lengths, batch_size = data.test.history_length, data_cfg.eval_batch_size
     if data_cfg.batching == "dien_iterator":

@@ -1,78 +1,196 @@
-"""A dependency-free PNG of training curves (numpy raster + tf.io.encode_png)."""
+"""Training curves: the runner's `curves.png` and the notebook's inline plot.
 
-import numpy as np
-import tensorflow as tf
+`curves_figure(history)` draws a run's per-epoch metrics (the rows of
+`metrics.json`) as one matplotlib Figure with a loss panel and an AUC panel:
+train and test series as present in the history, integer epoch ticks, axis
+labels, titles, legends, and markers so a one-epoch run shows labelled
+points. `write_curves` saves it as a PNG, atomically.
 
-# 3x5 glyphs for the labels we draw.
-_GLYPHS = {
-    "A": "010101111101101", "B": "110101110101110", "C": "011100100100011",
-    "D": "110101101101110", "E": "111100110100111", "G": "011100101101011",
-    "I": "111010010010111", "L": "100100100100111", "N": "110101101101101",
-    "O": "010101101101010", "P": "110101110100100", "R": "110101110101101",
-    "S": "011100010001110", "T": "111010010010010", "U": "101101101101111",
-    "X": "101101010101101", "M": "101111111101101", "Y": "101101010010010",
-    "H": "101101111101101", "F": "111100110100100", "K": "101101110101101",
-    "V": "101101101101010", "W": "101101111111101", "Z": "111001010100111",
-    "J": "001001001101010", "Q": "010101101110011", "0": "111101101101111", "1": "010110010010111",
-    "2": "110001010100111", "3": "110001010001110", "4": "101101111001001",
-    "5": "111100110001110", "6": "011100110101010", "7": "111001010010010",
-    "8": "010101010101010", "9": "010101011001110", ".": "000000000000010",
-    "_": "000000000000111", " ": "000000000000000", "-": "000000111000000",
+matplotlib is an optional dependency (`pip install "din_tf[plots]"`; the
+`dev` extra includes it). Figures use matplotlib's object-oriented API on the
+Agg canvas: no pyplot global state, no display needed. Without matplotlib,
+`write_curves` logs one line saying the PNG was not drawn and how to get it,
+and training carries on.
+"""
+
+import functools
+import io
+import math
+import os
+
+from absl import logging
+
+from din_tf.experiments import atomic_files
+
+INSTALL_HINT = 'pip install "din_tf[plots]"'
+
+# Loss components: `<name>` is the training value, `test_<name>` the test one.
+# A component whose values are all zero (reg_loss without regularisation) is
+# left out.
+LOSS_COMPONENTS = ("loss", "ctr_loss", "aux_loss", "reg_loss")
+# history key -> legend label, in drawing order.
+AUC_SERIES = {
+    "auc": "train AUC",
+    "test_auc": "test AUC",
+    "test_gauc": "test GAUC",
+    "test_dien_calc_auc": "test DIEN-repo calc_auc",
+    "test_dinrepo_gauc": "test DIN-repo GAUC",
 }
-COLORS = [(31, 119, 180), (214, 39, 40), (44, 160, 44), (148, 103, 189), (255, 127, 14),
-          (140, 86, 75)]
+LOSS_TITLE, AUC_TITLE = "Loss by epoch", "AUC by epoch"
+DEFAULT_TITLE = "Training curves"
+MAX_LABELLED_EPOCHS = 25  # up to this many epochs every epoch gets a tick
 
 
-def _text(img, x, y, text, color=(0, 0, 0), scale=2):
-    for ch in text.upper():
-        glyph = _GLYPHS.get(ch, _GLYPHS[" "])
-        for i, bit in enumerate(glyph):
-            if bit == "1":
-                r, c = divmod(i, 3)
-                img[y + r * scale:y + (r + 1) * scale, x + c * scale:x + (c + 1) * scale] = color
-        x += 4 * scale
+def history_rows(keras_history):
+    """The runner's history rows (`[{"epoch": 1, "loss": ..., "test_auc": ...}]`)
+    from what `model.fit` returns (a `keras.callbacks.History`, or its
+    `.history` dict): validation metrics (`val_*`) become `test_*`."""
+    logs = getattr(keras_history, "history", keras_history)
+    count = max((len(values) for values in logs.values()), default=0)
+    epochs = getattr(keras_history, "epoch", None) or range(count)
+    rows = []
+    for i, epoch in enumerate(epochs):
+        row = {"epoch": int(epoch) + 1}
+        for key, values in logs.items():
+            name = "test_" + key[len("val_"):] if key.startswith("val_") else key
+            row[name] = float(values[i])
+        rows.append(row)
+    return rows
 
 
-def _line(img, p0, p1, color):
-    n = int(max(abs(p1[0] - p0[0]), abs(p1[1] - p0[1]))) + 1
-    xs = np.linspace(p0[0], p1[0], n).round().astype(int)
-    ys = np.linspace(p0[1], p1[1], n).round().astype(int)
-    for dy in (0, 1):
-        img[np.clip(ys + dy, 0, img.shape[0] - 1), np.clip(xs, 0, img.shape[1] - 1)] = color
+def _values(history, key):
+    """The key's value at each epoch (NaN where an epoch lacks it), or None
+    when no epoch has a finite value."""
+    values = [math.nan if row.get(key) is None else float(row[key]) for row in history]
+    return values if any(math.isfinite(v) for v in values) else None
 
 
-def _panel(img, left, top, width, height, series):
-    img[top:top + height, left] = 0
-    img[top + height, left:left + width] = 0
-    values = [v for _, ys in series for v in ys if v is not None and np.isfinite(v)]
-    if not values:
-        return
-    lo, hi = min(values), max(values)
-    if hi - lo < 1e-9:
-        lo, hi = lo - 0.5, hi + 0.5
-    _text(img, left + 4, top - 14, f"{hi:.4f}")
-    _text(img, left + 4, top + height - 14, f"{lo:.4f}")
-    steps = max(len(ys) for _, ys in series)
-    for k, (name, ys) in enumerate(series):
-        color = COLORS[k % len(COLORS)]
-        points = [(left + (i * (width - 10) / max(steps - 1, 1)) + 5,
-                   top + height - 5 - (v - lo) / (hi - lo) * (height - 10))
-                  for i, v in enumerate(ys) if v is not None and np.isfinite(v)]
-        for p0, p1 in zip(points, points[1:]):
-            _line(img, p0, p1, color)
-        for x, y in points:
-            img[int(y) - 2:int(y) + 3, int(x) - 2:int(x) + 3] = color
-        _text(img, left + width + 12, top + 16 * k, name, color)
+def _loss_series(history):
+    series = []
+    for component in LOSS_COMPONENTS:
+        for split, key in (("train", component), ("test", "test_" + component)):
+            values = _values(history, key)
+            if values is not None and any(v != 0.0 for v in values if math.isfinite(v)):
+                series.append((key, f"{split} {component}", values))
+    return series
 
 
-def write_curves(path, history):
-    """`history`: list of per-epoch dicts. Top panel: test AUC/GAUC; bottom:
-    train and test losses. Writes a PNG (x axis: epochs)."""
-    def series(keys):
-        return [(k, [h.get(k) for h in history]) for k in keys if any(k in h for h in history)]
+def _auc_series(history):
+    return [(key, label, values) for key, label in AUC_SERIES.items()
+            if (values := _values(history, key)) is not None]
 
-    img = np.full((420, 720, 3), 255, np.uint8)
-    _text(img, 10, 8, "METRICS BY EPOCH", scale=3)
-    _panel(img, 40, 50, 400, 150, series(["test_auc", "test_gauc", "test_dinrepo_gauc"]))
-    _panel(img, 40, 240, 400, 150, series(["loss", "ctr_loss", "aux_loss", "test_loss"]))
-    tf.io.write_file(path, tf.io.encode_png(img))
+
+@functools.cache
+def _figure_class():
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    class CurvesFigure(Figure):
+        """A Figure on its own Agg canvas that Jupyter shows inline as a PNG
+        (IPython's `_repr_png_` protocol), with or without pyplot."""
+
+        def __init__(self, *args, **kwargs):
+            super().__init__(*args, **kwargs)
+            FigureCanvasAgg(self)
+
+        def _repr_png_(self):
+            return figure_png(self)
+
+    return CurvesFigure
+
+
+def _draw_panel(ax, epochs, series, title, ylabel):
+    from matplotlib.ticker import MaxNLocator
+
+    markers = "osD^vP*X"
+    for k, (key, label, values) in enumerate(series):
+        # A component's train and test series share a colour; test is dashed.
+        # Markers (up to MAX_LABELLED_EPOCHS epochs) make one-epoch runs
+        # visible; each series' are smaller than the previous one's, so equal
+        # values (GAUC and DIN-repo GAUC on the DIEN protocol) stay visible.
+        base = key[len("test_"):] if key.startswith("test_") else key
+        few = len(epochs) <= MAX_LABELLED_EPOCHS
+        ax.plot(epochs, values, label=label, marker=markers[k % len(markers)] if few else None,
+                markersize=max(9.0 - k, 4.0),
+                linestyle="--" if key.startswith("test_") else "-",
+                color=f"C{LOSS_COMPONENTS.index(base)}" if base in LOSS_COMPONENTS else None)
+    ax.set_title(title)
+    ax.set_xlabel("epoch")
+    ax.set_ylabel(ylabel)
+    ax.set_xlim(min(epochs) - 0.5, max(epochs) + 0.5)
+    if len(epochs) <= MAX_LABELLED_EPOCHS:
+        ax.set_xticks(epochs)
+    else:
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+    ax.grid(True, alpha=0.3)
+    if series:  # below the panel, clear of the data
+        ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.16), ncols=2, fontsize="small",
+                  frameon=False)
+    else:
+        ax.text(0.5, 0.5, "not recorded", transform=ax.transAxes, ha="center", va="center")
+
+
+def curves_figure(history, title=None):
+    """The training curves of one run as a matplotlib Figure (not registered
+    with pyplot; shown inline when it is a notebook cell's value).
+
+    Args:
+      history: per-epoch dicts as the runner writes them to metrics.json
+        (`epoch`, training losses `loss`/`ctr_loss`/`aux_loss`/`reg_loss`,
+        `test_*` losses and AUCs, optionally a training `auc`);
+        `history_rows` makes them from `model.fit`'s History.
+      title: the figure's title (default "Training curves"); the number of
+        epochs is appended.
+
+    Returns:
+      The Figure: a loss panel and an AUC panel, x axis the epoch.
+
+    Raises:
+      ImportError: without matplotlib (`pip install "din_tf[plots]"`).
+      ValueError: for an empty history.
+    """
+    if not history:
+        raise ValueError("Invalid history: expected at least one epoch's metrics, received none.")
+    history = sorted(history, key=lambda row: row["epoch"])
+    epochs = [int(row["epoch"]) for row in history]
+    figure = _figure_class()(figsize=(11, 5), layout="constrained")
+    loss_ax, auc_ax = figure.subplots(1, 2)
+    _draw_panel(loss_ax, epochs, _loss_series(history), LOSS_TITLE, "loss")
+    _draw_panel(auc_ax, epochs, _auc_series(history), AUC_TITLE, "AUC")
+    count = f"{len(epochs)} epoch" + ("" if len(epochs) == 1 else "s")
+    figure.suptitle(f"{title or DEFAULT_TITLE} ({count})")
+    return figure
+
+
+def figure_png(figure, dpi=100):
+    """The figure rendered as PNG bytes (Agg)."""
+    buffer = io.BytesIO()
+    figure.savefig(buffer, format="png", dpi=dpi)
+    return buffer.getvalue()
+
+
+_REPORTED_MISSING = set()
+
+
+def matplotlib_available():
+    try:
+        import matplotlib  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
+def write_curves(path, history, title=None):
+    """Writes `curves_figure(history, title)` to `path` as a PNG, atomically.
+
+    Returns True when written. Without matplotlib returns False and logs,
+    once per path, one line saying so and how to get the plot."""
+    if not matplotlib_available():
+        if path not in _REPORTED_MISSING:
+            _REPORTED_MISSING.add(path)
+            logging.warning("%s not drawn: matplotlib is not installed; to get it, %s "
+                            "(the same numbers are in metrics.json and metrics.csv)",
+                            os.path.basename(path), INSTALL_HINT)
+        return False
+    atomic_files.write_bytes(path, figure_png(curves_figure(history, title)))
+    return True

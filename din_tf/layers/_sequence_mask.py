@@ -2,7 +2,7 @@
 
 from keras import ops
 
-from din_tf.layers._checks import check_rank
+from din_tf._argument_checks import check_rank
 
 
 def step_mask(layer_name, steps, time_steps, mask=None, lengths=None):

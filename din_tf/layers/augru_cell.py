@@ -2,8 +2,8 @@
 
 import tensorflow as tf
 
+from din_tf._argument_checks import check_choice
 from din_tf.api_export import din_tf_export
-from din_tf.layers._checks import check_choice
 from din_tf.layers.gru_cell import GRUCell
 
 AUGRU_GATES = ("as_coded", "paper")
@@ -19,7 +19,8 @@ class AUGRUCell(GRUCell):
 
     `gate="paper"` is DIEN paper eq. 12–13: with the candidate weight
     `u_p = 1 - u`, `u~ = a * u_p; h' = (1 - u~) * h + u~ * c`, so a -> 0 freezes
-    the state and a -> 1 is a plain GRU step (spec §3.2; ai-matrix issue 103).
+    the state and a -> 1 is a plain GRU step
+    (docs/original_code.md#augru-as-coded-and-as-in-the-paper; ai-matrix issue 103).
 
     Weights, other options and masking as `GRUCell`.
     """

@@ -3,8 +3,8 @@
 import keras
 from keras import ops
 
+from din_tf._argument_checks import check_choice, check_rank
 from din_tf.api_export import din_tf_export
-from din_tf.layers._checks import check_choice, check_rank
 from din_tf.layers.auxiliary_network import AuxiliaryNetwork
 
 AUX_REDUCTIONS = ("all_cells", "valid_cells")
@@ -12,7 +12,8 @@ AUX_REDUCTIONS = ("all_cells", "valid_cells")
 
 @din_tf_export("din_tf.layers.AuxiliaryLoss")
 class AuxiliaryLoss(keras.layers.Layer):
-    """`L_aux` of the DIEN repo's `auxiliary_loss` (spec §4).
+    """`L_aux` of the DIEN repo's `auxiliary_loss`
+    (docs/original_code.md#reduction-of-the-auxiliary-loss).
 
     With `p(h, e)` the click column of `AuxiliaryNetwork` (one set of weights
     for both calls):

@@ -11,9 +11,10 @@ from din_tf.layers.frozen_batch_norm import FrozenBatchNorm
 class AuxiliaryNetwork(keras.layers.Layer):
     """`[h_t, e] -> [p_click, 1 - p_click]` as the DIEN repo's `auxiliary_net`.
 
-    BatchNorm (frozen, spec §0.1) → Dense(100) → sigmoid → Dense(50) → sigmoid
-    → Dense(2) → softmax → **+ 1e-8** (spec §4). The softmax and the 1e-8 are
-    computed in float32 whatever the compute dtype.
+    BatchNorm (frozen: docs/original_code.md#batch-normalisation-never-trains)
+    → Dense(100) → sigmoid → Dense(50) → sigmoid → Dense(2) → softmax →
+    **+ 1e-8** (docs/original_code.md#the-auxiliary-classifier). The softmax
+    and the 1e-8 are computed in float32 whatever the compute dtype.
 
     Call arguments:
         hidden_states: [..., H] interest-extractor states.

@@ -3,8 +3,8 @@
 import keras
 from keras import ops
 
+from din_tf._argument_checks import check_choice, check_min_rank
 from din_tf.api_export import din_tf_export
-from din_tf.layers._checks import check_choice, check_min_rank
 
 DICE_MODES = ("dien", "din_repo", "paper")
 
@@ -14,7 +14,7 @@ class Dice(keras.layers.Layer):
     """Dice activation: `f(x) = p * x + (1 - p) * alpha * x`, `p = sigmoid(x_hat)`.
 
     `alpha` is one learnable value per channel (last axis), initialised to 0.
-    How `x_hat` is computed depends on `mode` (spec §2):
+    How `x_hat` is computed depends on `mode` (docs/original_code.md#activations):
 
     * `"dien"` (default) — the DIEN repo's `Dice.dice`, used by every DIEN-repo
       model: statistics of the current batch over every axis but the last,
@@ -38,7 +38,7 @@ class Dice(keras.layers.Layer):
     `"moving"` (the default of "paper"; in mode "din_repo" the frozen
     statistics are always used). SavedModel export switches every Dice to
     `"moving"` so a served row never depends on its request (issue: Dice
-    batch statistics at inference, spec §8.2 item 6).
+    batch statistics at inference, docs/original_code.md#dice-as-the-dien-repo-codes-it).
 
     Statistics are computed in float32 whatever the compute dtype, since the
     coded epsilons underflow in float16.

@@ -5,8 +5,8 @@ import math
 import keras
 from keras import ops
 
+from din_tf._argument_checks import check_choice, check_dim, check_positive_int, check_rank
 from din_tf.api_export import din_tf_export
-from din_tf.layers._checks import check_choice, check_dim, check_rank
 from din_tf.layers._sequence_mask import step_mask
 from din_tf.layers.prelu import PReLU
 
@@ -14,10 +14,11 @@ ATTENTION_VARIANTS = ("dien", "dien_fcn", "din_repo")
 OUTPUT_MODES = ("sum", "list")
 # -2**32 + 1 as the originals write it; in float32 this is -4294967296.
 MASKED_SCORE = -4294967296.0
-# Static history length from which the query is folded into a per-row kernel
-# (see `_first_score_layer`; unknown lengths fold too). Below it, building that
-# kernel costs more than it saves (2 CPU cores, B=128, XLA training steps: up
-# to 24 % slower at T=10, equal at T=30, 2-27 % faster at T=100).
+# Default `fold_min_steps`: the static history length from which the query is
+# folded into a per-row kernel (see `_first_score_layer`; unknown lengths fold
+# too). Below it, building that kernel costs more than it saves (2 CPU cores,
+# B=128, XLA training steps: up to 24 % slower at T=10, equal at T=30, 2-27 %
+# faster at T=100; benchmarks/attention_fold_ab.py).
 FOLD_MIN_STEPS = 32
 
 
@@ -28,7 +29,8 @@ class DINAttention(keras.layers.Layer):
     For each step t the MLP sees `[q, k_t, q - k_t, q * k_t]` (in that order)
     and applies Dense(80, sigmoid) → Dense(40, sigmoid) → Dense(1). Scores of
     padded steps are *replaced* by -2**32+1, then (optionally) softmax over T.
-    `variant` selects one of the three original functions (spec §1):
+    `variant` selects one of the three original functions
+    (docs/original_code.md#attention):
 
     * `"dien"` — DIEN repo `utils.din_attention`: no scaling. The query width
       must equal the key width.
@@ -68,6 +70,12 @@ class DINAttention(keras.layers.Layer):
         hidden_activation: their activation (sigmoid in every original).
         query_prelu_initializer: initial PReLU slope of the "dien_fcn" query
             projection.
+        fold_min_steps: static history length from which the first scoring
+            layer folds the query into a per-row kernel (`FOLD_MIN_STEPS`);
+            1 always folds, a larger value than any history never does
+            (lengths unknown when tracing always fold). Speed only: same
+            weights, same results up to float rounding. Read when the call
+            is traced.
     """
 
     def __init__(
@@ -80,6 +88,7 @@ class DINAttention(keras.layers.Layer):
         hidden_units=(80, 40),
         hidden_activation="sigmoid",
         query_prelu_initializer=0.1,
+        fold_min_steps=FOLD_MIN_STEPS,
         **kwargs,
     ):
         super().__init__(**kwargs)
@@ -91,6 +100,7 @@ class DINAttention(keras.layers.Layer):
         self.hidden_units = tuple(int(u) for u in hidden_units)
         self.hidden_activation = hidden_activation
         self.query_prelu_initializer = query_prelu_initializer
+        self.fold_min_steps = check_positive_int("fold_min_steps", fold_min_steps)
         # Accept an explicit `mask` without Keras warning that it is dropped.
         self.supports_masking = True
         self.score_layers = [
@@ -157,7 +167,7 @@ class DINAttention(keras.layers.Layer):
         """The first Dense on `[q, k, q - k, q * k]`, without building that
         [B, T, 4D] tensor. With the kernel's row blocks Wq, Wk, Wd, Wp it
         equals `q @ (Wq + Wd) + [k, q * k] @ [Wk - Wd; Wp] + b`, the query term
-        computed once per row. From `FOLD_MIN_STEPS` steps on (and when the
+        computed once per row. From `fold_min_steps` steps on (and when the
         length is not known when tracing), the query is also folded into a
         per-row kernel, `k @ (Wk - Wd + diag(q) Wp)`: D multiply-adds per
         step and unit instead of 2D, for the price of building a [B, D, U]
@@ -181,7 +191,8 @@ class DINAttention(keras.layers.Layer):
         # gradient feeds zeros to the untaken branch's transposes). An unknown
         # length (Keras retraces with T=None) takes the fold.
         steps = keys.shape[1]
-        per_step = concatenated() if steps is not None and steps < FOLD_MIN_STEPS else folded()
+        per_step = (concatenated() if steps is not None and steps < self.fold_min_steps
+                    else folded())
         return layer.activation(per_step + ops.expand_dims(per_row, 1))  # [B, T, U]
 
     def compute_mask(self, inputs, mask=None):
@@ -207,5 +218,6 @@ class DINAttention(keras.layers.Layer):
             hidden_units=list(self.hidden_units),
             hidden_activation=self.hidden_activation,
             query_prelu_initializer=self.query_prelu_initializer,
+            fold_min_steps=self.fold_min_steps,
         )
         return config

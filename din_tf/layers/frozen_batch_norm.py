@@ -13,7 +13,8 @@ class FrozenBatchNorm(keras.layers.BatchNormalization):
     `training=`, so it always normalises with its moving statistics, which are
     never updated and stay at mean 0 / variance 1. With the TF1 epsilon 1e-3 the
     layer is exactly the affine map `gamma * x / sqrt(1.001) + beta` with
-    trainable `gamma`, `beta` (spec §0.1). `frozen=True` (the default)
+    trainable `gamma`, `beta` (docs/original_code.md#batch-normalisation-never-trains).
+    `frozen=True` (the default)
     reproduces that whatever `training` says; `frozen=False` is an ordinary
     `keras.layers.BatchNormalization` (batch statistics in training, moving
     averages updated and used at inference).

@@ -4,15 +4,15 @@ attention-gated variants."""
 import keras
 from keras import ops
 
+from din_tf._argument_checks import check_positive_int
 from din_tf.api_export import din_tf_export
-from din_tf.layers._checks import check_positive_int
 
 
 @din_tf_export("din_tf.layers.GRUCell")
 class GRUCell(keras.layers.Layer):
     """One step of TF1's `GRUCell`, with TF1's weight layout and initialisers.
 
-    Weights (spec §3.1, stacked over `[x_t, h]` as in TF1):
+    Weights (docs/original_code.md#the-tf1-gru-cell), stacked over `[x_t, h]` as in TF1:
     `gates_kernel [D+H, 2H]` (columns: reset r | update u), `gates_bias [2H]`
     (init 1.0), `candidate_kernel [D+H, H]`, `candidate_bias [H]` (init 0);
     kernels Glorot-uniform over the whole stacked matrix. An original
@@ -24,7 +24,8 @@ class GRUCell(keras.layers.Layer):
         h'      = u * h + (1 - u) * c           # u weighs the OLD state
 
     With `reset_after=True` the candidate is the DIEN paper's
-    `tanh(x @ Ck_x + r * (h @ Ck_h) + Cb)` (spec §3.2) instead.
+    `tanh(x @ Ck_x + r * (h @ Ck_h) + Cb)` (docs/original_code.md#reset-gate-placement)
+    instead.
 
     Every cell of the family mixes as `h' = k * h + (1 - k) * c`; subclasses
     change only the keep weight `k` (`keep`, possibly from a per-step

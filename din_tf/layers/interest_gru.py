@@ -5,8 +5,8 @@ import keras
 import tensorflow as tf
 from keras import ops
 
+from din_tf._argument_checks import check_choice, check_dim, check_rank
 from din_tf.api_export import din_tf_export
-from din_tf.layers._checks import check_choice, check_dim, check_rank
 from din_tf.layers._recurrence import gru_states
 from din_tf.layers._sequence_mask import step_mask
 from din_tf.layers.agru_cell import AGRUCell
@@ -22,7 +22,8 @@ class InterestGRU(keras.layers.Layer):
     """A GRU, AIGRU, AGRU or AUGRU over [B, T, D] with per-step attention.
 
     Reproduces the DIEN repo's `rnn.dynamic_rnn` with `sequence_length`
-    (spec §3.3): zero initial state; at padded steps the output is **zero** and
+    (docs/original_code.md#running-a-cell-over-a-padded-sequence): zero initial
+    state; at padded steps the output is **zero** and
     the state is **carried through unchanged**, whatever the attention says;
     the final state is the state after each row's last real step (zeros for a
     row with no real step). Keras' own RNN instead repeats the last output at

@@ -4,8 +4,8 @@ import keras
 import tensorflow as tf
 from keras import ops
 
+from din_tf._argument_checks import check_choice, check_positive_int
 from din_tf.api_export import din_tf_export
-from din_tf.layers._checks import check_choice, check_positive_int
 
 OUT_OF_RANGE_POLICIES = ("map_to_zero", "error")
 
@@ -21,7 +21,7 @@ class RowEmbedding(keras.layers.Layer):
 
     The table is `[vocab_size, dim]`, Glorot-uniform over the whole matrix by
     default, exactly TF1's variable-scope default the originals rely on
-    (spec §0.2; the range is tiny for large vocabularies).
+    (docs/original_code.md#initial-weights; the range is tiny for large vocabularies).
 
     Ids outside `[0, vocab_size)`: with `out_of_range="map_to_zero"` (default)
     they read row 0, which is what the originals' data pipelines do with

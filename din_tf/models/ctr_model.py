@@ -8,7 +8,7 @@ import tensorflow as tf
 from keras import ops
 
 from din_tf import features as F
-from din_tf.layers._checks import check_choice
+from din_tf._argument_checks import check_choice
 from din_tf.models._legacy_config import rename_legacy_arguments
 from din_tf.training.gradients import (
     clip_by_global_norm_as_coded,
@@ -157,16 +157,20 @@ class CTRModel(keras.Model):
 
     @property
     def metrics(self):
-        metrics = list(self._trackers.values())
-        if getattr(self, "_compile_metrics", None) is not None:
-            metrics.append(self._compile_metrics)
-        return metrics
+        # Our loss trackers first, then what Keras tracks (compiled metrics,
+        # sublayers' metrics) less its own "loss" tracker: our steps compute
+        # the loss, so Keras' tracker would only report a stale duplicate.
+        trackers = list(self._trackers.values())
+        return trackers + [m for m in super().metrics if m.name not in self._trackers]
 
     def _maybe_symbolic_build(self, iterator=None, data_batch=None):
-        # Under a strategy Keras builds compiled metrics from the first batch,
-        # reduced across replicas; for dict inputs that reduction fails under
-        # MultiWorkerMirroredStrategy (keras-team/keras#20329). Only shapes are
-        # needed and ours are known, so build from the dummy batch instead.
+        # Keras-private (no public hook; tests/models/test_keras_private_api.py
+        # fails loudly if it changes, setup.py bounds Keras to the verified
+        # versions). Under a strategy Keras builds compiled metrics from the
+        # first batch, reduced across replicas; for dict inputs that reduction
+        # fails under MultiWorkerMirroredStrategy (keras-team/keras#20329, still
+        # in Keras 3.15.1). Only shapes are needed and ours are known, so build
+        # from the dummy batch instead.
         del iterator, data_batch
         super()._maybe_symbolic_build(
             data_batch=(self.dummy_features(), np.zeros((2,), "float32")))
@@ -208,7 +212,7 @@ class CTRModel(keras.Model):
         losses, probability, grads = gradients(x, y)
         grads, variables = self.process_gradients(grads, self.trainable_variables)
         self.optimizer.apply(grads, variables)
-        return _reducible_logs(self._update_metrics(losses, y, {"probability": probability}))
+        return _reducible_logs(self._update_metrics(x, y, losses, probability))
 
     def _losses_and_gradients(self, x, y):
         return self.losses_and_gradients(x, y, self.trainable_variables)
@@ -241,7 +245,7 @@ class CTRModel(keras.Model):
     def test_step(self, data):
         x, y = unpack_batch(data)
         outputs, losses = self.compute_losses(x, y, training=False)
-        return _reducible_logs(self._update_metrics(losses, y, outputs))
+        return _reducible_logs(self._update_metrics(x, y, losses, outputs["probability"]))
 
     def process_gradients(self, grads, variables):
         """Drops variables without a gradient, clips as coded, then densifies or
@@ -276,12 +280,11 @@ class CTRModel(keras.Model):
         norm = _global_norm_across_replicas(grads, context)
         return tf.clip_by_global_norm(grads, clip_norm, use_norm=norm)[0]
 
-    def _update_metrics(self, losses, y, outputs):
+    def _update_metrics(self, x, y, losses, probability):
         for name, tracker in self._trackers.items():
             tracker.update_state(losses[name])
-        if getattr(self, "_compile_metrics", None) is not None:
-            self._compile_metrics.update_state(_labels_1d(y), outputs["probability"])
-        return self.get_metrics_result()
+        # Keras updates the compiled metrics and returns every metric's result.
+        return self.compute_metrics(x, _labels_1d(y), probability)
 
     def load_original_weights(self, arrays):
         """Assigns arrays keyed by original TF1 variable names (e.g. read from an

@@ -2,10 +2,11 @@
 
 from keras import ops
 
+from din_tf._argument_checks import check_choice, check_positive_int
 from din_tf.api_export import din_tf_export
 from din_tf.layers import AuxiliaryLoss, DINAttention, InterestGRU
-from din_tf.layers._checks import check_choice, check_positive_int
-from din_tf.models.dien_repo_base import DIENRepoModel, _batch_norm_map, _dense_map
+from din_tf.models._original_variables import batch_norm_map, dense_map
+from din_tf.models.dien_repo_base import DIENRepoModel
 
 EVOLUTION_TYPES = ("augru", "agru", "aigru", "gru")
 
@@ -30,7 +31,7 @@ class DIEN(DIENRepoModel):
     The evolution output (final state, or the pooled attention for "gru")
     ends the MLP input `[uid, item_eb, history_sum, item_eb * history_sum,
     interest]` (162), Dice activations. Auxiliary loss (paper eq. 6–7, coded as
-    spec §4): `AuxiliaryLoss` on `(gru[:, :-1], history[:, 1:],
+    in docs/original_code.md#auxiliary-loss): `AuxiliaryLoss` on `(gru[:, :-1], history[:, 1:],
     negative[:, 1:], mask[:, 1:])`, needing `negative_item_ids` /
     `negative_category_ids` in training batches; weight `aux_loss_weight` (1).
 
@@ -38,7 +39,8 @@ class DIEN(DIENRepoModel):
         gru_type: "augru" (default), "agru", "aigru" or "gru".
         use_aux_loss: add the auxiliary loss (True: the DIEN model).
         hidden_size: GRU width (36).
-        augru_gate: "as_coded" / "paper" (spec §3.2).
+        augru_gate: "as_coded" / "paper"
+            (docs/original_code.md#augru-as-coded-and-as-in-the-paper).
         reset_after: False as coded; True as in the paper.
         aux_reduction: "all_cells" as coded / "valid_cells".
         other arguments: see `DIENRepoModel`.
@@ -126,15 +128,15 @@ class DIEN(DIENRepoModel):
         plain_second = self.gru_type in ("gru", "aigru")  # TF1 GRUCell adds a level
         mapping.update(_gru_map("gru2/gru_cell" if plain_second else "gru2",
                                 self.evolution.cell))
-        mapping.update(_dense_map("f11_1", self.attention.query_dense))
+        mapping.update(dense_map("f11_1", self.attention.query_dense))
         mapping["prelu_"] = self.attention.query_prelu.alpha
         for i, dense in enumerate(self.attention.score_layers, start=1):
-            mapping.update(_dense_map(f"f{i}_att1_1", dense))
+            mapping.update(dense_map(f"f{i}_att1_1", dense))
         if self.auxiliary is not None:
             net = self.auxiliary.network
-            mapping.update(_batch_norm_map("bn1gru", net.batch_norm))
+            mapping.update(batch_norm_map("bn1gru", net.batch_norm))
             for i, dense in enumerate(net.dense_layers, start=1):
-                mapping.update(_dense_map(f"f{i}gru", dense))
+                mapping.update(dense_map(f"f{i}gru", dense))
         return mapping
 
     def get_config(self):

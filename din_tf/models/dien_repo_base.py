@@ -5,10 +5,11 @@ import keras
 import numpy as np
 from keras import ops
 
+from din_tf._argument_checks import check_choice, check_positive_int
 from din_tf.layers import Dice, FrozenBatchNorm, PReLU, RowEmbedding
-from din_tf.layers._checks import check_choice, check_positive_int
 from din_tf.models import presets
 from din_tf.models._inputs import read_schema_inputs
+from din_tf.models._original_variables import batch_norm_map, dense_map
 from din_tf.models.ctr_model import CTRModel
 from din_tf.schema import FeatureSchema, original_schema
 from din_tf.schema.original import CATEGORY_TABLE, ITEM_TABLE, USER_TABLE
@@ -18,8 +19,9 @@ CTR_LOSS_REDUCTIONS = ("mean_over_classes", "per_example")
 
 
 class DIENRepoModel(CTRModel):
-    """Base of the DIEN repo's models (`script/model.py`, spec §5.1), built
-    from the originals' inputs or from any feature schema.
+    """Base of the DIEN repo's models (`script/model.py`;
+    docs/original_code.md#models-of-the-dien-repo), built from the originals'
+    inputs or from any feature schema.
 
     Originals' inputs (`n_users, n_items, n_categories` given): embeddings
     `uid`, `mid`, `cat` of width `embedding_dim` (18), Glorot-uniform over
@@ -245,9 +247,9 @@ class DIENRepoModel(CTRModel):
             "mid_embedding_var": self.item_embedding.embeddings,
             "cat_embedding_var": self.category_embedding.embeddings,
         }
-        mapping.update(_batch_norm_map("bn1", self.mlp_batch_norm))
+        mapping.update(batch_norm_map("bn1", self.mlp_batch_norm))
         for i, dense in enumerate(self.mlp_dense + [self.logits_dense], start=1):
-            mapping.update(_dense_map(f"f{i}", dense))
+            mapping.update(dense_map(f"f{i}", dense))
         for i, act in enumerate(self.mlp_activations, start=1):
             mapping.update(self._activation_map(i, act))
         return mapping
@@ -297,12 +299,3 @@ def schema_dummy_features(schema, batch=2, steps=3):
                 features[neg] = np.ones(shape, "int32")
         features[seq.length] = np.array([steps] + [1] * (batch - 1), "int32")
     return features
-
-
-def _dense_map(prefix, dense):
-    return {f"{prefix}/kernel": dense.kernel, f"{prefix}/bias": dense.bias}
-
-
-def _batch_norm_map(prefix, bn):
-    return {f"{prefix}/{k}": getattr(bn, k)
-            for k in ("gamma", "beta", "moving_mean", "moving_variance")}

@@ -4,7 +4,8 @@ from keras import ops
 
 from din_tf.api_export import din_tf_export
 from din_tf.layers import DINAttention
-from din_tf.models.dien_repo_base import DIENRepoModel, _dense_map
+from din_tf.models._original_variables import dense_map
+from din_tf.models.dien_repo_base import DIENRepoModel
 
 
 @din_tf_export("din_tf.models.DIN")
@@ -12,7 +13,8 @@ class DIN(DIENRepoModel):
     """Deep Interest Network (DIN paper §4.3, eq. 3: `v_U = sum_j a(e_j, v_A) e_j`)
     as the DIEN repo codes it (`Model_DIN`, train.py `DIN`).
 
-    The local activation unit is `DINAttention("dien")` (spec §1.2: MLP
+    The local activation unit is `DINAttention("dien")`
+    (docs/original_code.md#din-attention-of-the-dien-repo: MLP
     80-40-1 sigmoid on `[q, k, q - k, q * k]`, masked, softmax over the
     history) over `history_eb` with `item_eb` as the query; its weighted sum
     is appended to the MLP input `[uid, item_eb, history_sum,
@@ -62,7 +64,7 @@ class DIN(DIENRepoModel):
     def original_variable_map(self):
         mapping = super().original_variable_map()  # raises for a schema-built model
         for i, dense in enumerate(self.attention.score_layers, start=1):
-            mapping.update(_dense_map(f"f{i}_attnull", dense))
+            mapping.update(dense_map(f"f{i}_attnull", dense))
         return mapping
 
     def get_config(self):

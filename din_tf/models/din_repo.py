@@ -1,16 +1,17 @@
-"""The DIN repo's models (zhougr1993/DeepInterestNetwork, spec §5.2)."""
+"""The DIN repo's models (zhougr1993/DeepInterestNetwork;
+docs/original_code.md#models-of-the-din-repo)."""
 
 import keras
 import tensorflow as tf
 from keras import ops
 
+from din_tf._argument_checks import check_choice, check_positive_int
 from din_tf.api_export import din_tf_export
 from din_tf.layers import Dice, DINAttention, FrozenBatchNorm, RowEmbedding
-from din_tf.layers._checks import check_choice, check_positive_int
 from din_tf.models import presets
 from din_tf.models._inputs import read_inputs
+from din_tf.models._original_variables import batch_norm_map, dense_map
 from din_tf.models.ctr_model import CTRModel
-from din_tf.models.dien_repo_base import _batch_norm_map, _dense_map
 from din_tf.schema.original import din_repo_schema
 from din_tf.training.recipes import recipe_for
 
@@ -48,7 +49,8 @@ class DINRepoModel(CTRModel):
     Training as coded (`compile` defaults, the "din_repo" recipe of
     `din_tf.training.recipes`): SGD, lr 1.0 then 0.1 from step 336k, clipping
     by a global norm of 5 computed on un-merged embedding slices, row
-    updates; deepfm: Adam(1e-3) (the "din_repo/deepfm" recipe). Batch 32.
+    updates; deepfm: Adam(1e-3) (the "din_repo/deepfm" recipe). Batch 32;
+    wide_deep trains 30 epochs, the others 50.
 
     Args:
         n_items, n_categories: vocabulary sizes.
@@ -111,7 +113,7 @@ class DINRepoModel(CTRModel):
 
     @property
     def training_recipe(self):
-        # Per kind: the DIN repo's DeepFM trains with Adam.
+        # Per kind: the DIN repo trains its DeepFM with Adam, its Wide&Deep 30 epochs.
         return recipe_for(f"din_repo/{self.kind}")
 
     def forward(self, features, training=False, with_aux=False):
@@ -177,12 +179,12 @@ class DINRepoModel(CTRModel):
         }
         if self.uses_attention:
             for i, dense in enumerate(self.attention.score_layers, start=1):
-                mapping.update(_dense_map(f"f{i}_att", dense))
-        mapping.update(_batch_norm_map("batch_normalization", self.user_batch_norm))
-        mapping.update(_dense_map(self.user_dense.name, self.user_dense))
-        mapping.update(_batch_norm_map("b1", self.mlp_batch_norm))
+                mapping.update(dense_map(f"f{i}_att", dense))
+        mapping.update(batch_norm_map("batch_normalization", self.user_batch_norm))
+        mapping.update(dense_map(self.user_dense.name, self.user_dense))
+        mapping.update(batch_norm_map("b1", self.mlp_batch_norm))
         for i, dense in enumerate(self.mlp_dense + [self.logit_dense], start=1):
-            mapping.update(_dense_map(f"f{i}", dense))
+            mapping.update(dense_map(f"f{i}", dense))
         for i, dice in enumerate(self.mlp_dice, start=1):
             mapping[f"alphadice_{i}"] = dice.alpha
             if dice.mode == "din_repo":
@@ -190,7 +192,7 @@ class DINRepoModel(CTRModel):
                 mapping[f"dice_{i}/moving_mean"] = dice.moving_mean
                 mapping[f"dice_{i}/moving_variance"] = dice.moving_variance
         if self.extra_dense is not None:
-            mapping.update(_dense_map(self.extra_dense.name, self.extra_dense))
+            mapping.update(dense_map(self.extra_dense.name, self.extra_dense))
         return mapping
 
     def get_config(self):

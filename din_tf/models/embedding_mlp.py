@@ -4,7 +4,8 @@ import keras
 from keras import ops
 
 from din_tf.api_export import din_tf_export
-from din_tf.models.dien_repo_base import DIENRepoModel, _dense_map
+from din_tf.models._original_variables import dense_map
+from din_tf.models.dien_repo_base import DIENRepoModel
 
 
 @din_tf_export("din_tf.models.DNN")
@@ -63,7 +64,7 @@ class WideDeep(DIENRepoModel):
 
     def original_variable_map(self):
         mapping = super().original_variable_map()
-        mapping.update(_dense_map("f_fm", self.wide_dense))
+        mapping.update(dense_map("f_fm", self.wide_dense))
         return mapping
 
 

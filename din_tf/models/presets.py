@@ -7,22 +7,23 @@ are model options only: how each family trains is its training recipe
 """
 
 DIEN_REPO_FAMILY = {
-    # option: (as the DIEN repo, as the DIEN/DIN papers)
-    "frozen_batch_norm": (True, False),      # spec §0.1: BN never trains
-    "mask_history_sum": (False, True),       # spec §0.4: sum includes padding
-    "ctr_loss_reduction": ("mean_over_classes", "per_example"),  # §4: mean over B x 2
-    "dice_mode": ("dien", "paper"),          # §2.1: batch statistics at inference
-    "aux_reduction": ("all_cells", "valid_cells"),  # §4: padded cells in the mean
-    "augru_gate": ("as_coded", "paper"),     # §3.2
-    "reset_after": (False, True),            # §3.2: reset placement
+    # option: (as the DIEN repo, as the DIEN/DIN papers). Each option's section,
+    # with the tests that prove it: docs/original_code.md#option-index
+    "frozen_batch_norm": (True, False),      # BN never trains
+    "mask_history_sum": (False, True),       # sum includes padding
+    "ctr_loss_reduction": ("mean_over_classes", "per_example"),  # mean over B x 2
+    "dice_mode": ("dien", "paper"),          # batch statistics at inference
+    "aux_reduction": ("all_cells", "valid_cells"),  # padded cells in the mean
+    "augru_gate": ("as_coded", "paper"),     # attention scales the old state's weight
+    "reset_after": (False, True),            # reset placement
     "attention_softmax": (True, False),      # DIN: the DIN paper drops the softmax
 }
 
 DIN_REPO_FAMILY = {
-    # option: (as the DIN repo, as the DIN paper)
-    "frozen_batch_norm": (True, False),      # §8.1.1
-    "dice_mode": ("din_repo", "paper"),      # §8.1.7
-    "attention_softmax": (True, False),      # §8.1.5: paper drops the softmax
+    # option: (as the DIN repo, as the DIN paper); docs/original_code.md#option-index
+    "frozen_batch_norm": (True, False),      # BN never trains
+    "dice_mode": ("din_repo", "paper"),      # no batch statistics, extra beta
+    "attention_softmax": (True, False),      # paper drops the softmax
 }
 
 # family -> its options table: column 0 is the family's code, column 1 the paper.

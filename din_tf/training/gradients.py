@@ -63,7 +63,7 @@ def global_norm_as_coded(grads):
     Embedding gradients arrive as IndexedSlices whose duplicate rows are not
     summed, and TF squares each slice separately, so the norm is
     `sqrt(sum over slices of ||row||^2)`, not the norm of the dense gradient
-    (spec §8.1 item 11; golden `gradsq_tf`).
+    (docs/original_code.md#gradient-clipping-as-tf1-computed-it; golden `gradsq_tf`).
     """
     squares = []
     for g in grads:

@@ -15,7 +15,8 @@ class LazyAdam(FusedAdam):
 
     Semantics differ from the originals' TF1 Adam, which decays the moments of
     **every** row each step and moves rows absent from the batch with their
-    momentum (spec §11): here an absent row, its moments and its step count
+    momentum (docs/original_code.md#adam-on-embedding-rows): here an absent row,
+    its moments and its step count
     stay untouched until the row next appears (the bias correction still uses
     the global step). This is the fast option: cost proportional to the
     batch's rows instead of the table size. Duplicate ids are merged before

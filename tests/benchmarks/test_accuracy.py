@@ -31,7 +31,7 @@ def _sweep(tmp_path, **kwargs):
                   protocols=["dien", "din"], experiments=EXPERIMENTS, seeds=[1],
                   work_dir=str(tmp_path / "work"), params_override=OVERRIDE,
                   output=str(tmp_path / "results.json"), markdown=str(tmp_path / "results.md"),
-                  command="python benchmarks/accuracy.py --datasets=Tiny")
+                  command="python -m benchmarks.accuracy --datasets=Tiny")
     values.update(kwargs)
     return accuracy.Sweep(**values)
 
@@ -62,7 +62,7 @@ def test_sweep_writes_real_metrics_json_and_markdown(swept):
     assert sorted(os.listdir(prepared)) == ["Tiny_dien", "Tiny_din"]  # no tmp leftovers
     assert (tmp_path / "work" / ".gitignore").read_text().strip().endswith("*")
     markdown = (tmp_path / "results.md").read_text()
-    assert "python benchmarks/accuracy.py --datasets=Tiny" in markdown
+    assert "python -m benchmarks.accuracy --datasets=Tiny" in markdown
     assert "## Tiny, DIEN protocol" in markdown and "## Tiny, DIN protocol" in markdown
     assert markdown.count("| Embedding&MLP (BaseModel) | `dien_repo/DNN@") == 2
     assert "0.7686 (b)" in markdown and "same split" in markdown
@@ -100,7 +100,7 @@ def test_a_changed_config_is_not_reused(swept, monkeypatch):
         tmp_path, protocols=["din"], params_override="trainer.epochs=7", report_only=True,
         output="", markdown=""))
     assert report["runs"][0]["status"] == "ok" and report["runs"][0]["epochs"] == 1
-    assert report["runs"][0]["sweep_command"] == "python benchmarks/accuracy.py --datasets=Tiny"
+    assert report["runs"][0]["sweep_command"] == "python -m benchmarks.accuracy --datasets=Tiny"
 
 
 def test_failed_run_is_recorded_and_the_sweep_continues(tmp_path, monkeypatch):
@@ -167,7 +167,7 @@ def test_markdown_renders_only_finished_rows_with_ordering_verdicts():
     runs = [record("din_repo/base", s, 0.80 + 0.001 * s) for s in (1, 2, 3)]
     runs += [record("din_repo/pnn", s, 0.85 + 0.001 * s) for s in (1, 2, 3)]
     runs += [record("din_repo/deepfm", s, 0.70) for s in (1, 2)]
-    results = {"command": "python benchmarks/accuracy.py --datasets=Beauty", "date": "2024-01-02",
+    results = {"command": "python -m benchmarks.accuracy --datasets=Beauty", "date": "2024-01-02",
                "prepared": {}, "runs": runs,
                "missing": [{"dataset": "Beauty", "protocol": "din", "experiment": "din_repo/din",
                             "seed": 1}]}

@@ -8,7 +8,7 @@ import sys
 
 def test_both_forms_run_and_agree(tmp_path):
     out = tmp_path / "ab.json"
-    cmd = [sys.executable, "benchmarks/attention_fold_ab.py", "--models=dien_repo/DIN",
+    cmd = [sys.executable, "-m", "benchmarks.attention_fold_ab", "--models=dien_repo/DIN",
            "--lengths=40", "--steps=2", "--warmup=1", "--batch_size=8", f"--output={out}"]
     done = subprocess.run(cmd, capture_output=True, text=True, timeout=600)
     assert done.returncode == 0, done.stderr[-2000:]

@@ -48,7 +48,7 @@ def test_table_rows_and_a_model_measured_on_one_side_only():
 
 
 def _run(*args):
-    cmd = [sys.executable, "benchmarks/deepctr_side_by_side.py", *args]
+    cmd = [sys.executable, "-m", "benchmarks.deepctr_side_by_side", *args]
     return subprocess.run(cmd, capture_output=True, text=True, timeout=60)
 
 
@@ -59,7 +59,7 @@ def test_missing_venv_is_one_line_with_the_command_and_exit_code_2(tmp_path):
     assert "Traceback" not in done.stderr
     [line] = done.stderr.strip().splitlines()
     assert f"no venv at {venv}" in line
-    assert line.endswith(f"python benchmarks/deepctr_side_by_side.py --venv={venv} --setup")
+    assert line.endswith(f"python -m benchmarks.deepctr_side_by_side --venv={venv} --setup")
     assert done.stdout == ""
 
 

@@ -160,7 +160,7 @@ def test_end_to_end_on_a_stand_in_din_repo_checkout(tmp_path):
         "Dice.py": dice,
     })
     out = tmp_path / "original.json"
-    cmd = [sys.executable, "benchmarks/original_throughput.py",
+    cmd = [sys.executable, "-m", "benchmarks.original_throughput",
            "--models=din_repo/din,din_repo/deepfm", "--lengths=3,7", "--steps=2",
            "--warmup=1", f"--din_repo_dir={checkout}", f"--python={sys.executable}",
            f"--output={out}"]
@@ -179,7 +179,7 @@ def test_bad_arguments_name_the_flag_and_the_expectation(tmp_path):
         ot.check_model("din_repo/nope")
     with pytest.raises(ValueError, match="din_repo/wide_deep cannot run on CPU as coded"):
         ot.check_model("din_repo/wide_deep")
-    cmd = [sys.executable, "benchmarks/original_throughput.py", "--models=dien_repo/DIEN",
+    cmd = [sys.executable, "-m", "benchmarks.original_throughput", "--models=dien_repo/DIEN",
            f"--dien_repo_dir={tmp_path}", f"--output={tmp_path / 'x.json'}"]
     done = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
     assert done.returncode != 0

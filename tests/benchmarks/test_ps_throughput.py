@@ -97,7 +97,7 @@ def test_run_line_gives_throughput_and_both_byte_counts():
 ])
 def test_bad_flags_are_usage_errors_naming_them(tmp_path, flag, message):
     out = tmp_path / "never.json"
-    done = subprocess.run([sys.executable, "benchmarks/ps_throughput.py", flag,
+    done = subprocess.run([sys.executable, "-m", "benchmarks.ps_throughput", flag,
                            f"--output={out}"], capture_output=True, text=True, timeout=60)
     assert done.returncode != 0
     assert message in done.stderr

@@ -6,7 +6,7 @@ from benchmarks import report
 
 
 HEADER = ("B={}, {} (examples/s; × the original code where it was measured; "
-          "† spec §11's figure):")
+          "† the figure of docs/original_code.md#throughput-of-the-original-code):")
 
 
 def _record(model, t, mode, ex_s, batch=128, jit=False, mp=False):
@@ -28,7 +28,8 @@ def test_one_wide_table_per_batch_size_and_xla_with_ratios_to_the_original(tmp_p
     lines = report.training_tables(str(tmp_path)).splitlines()
     no_xla = lines.index(HEADER.format(128, "no XLA"))
     assert lines[no_xla + 2] == "| model | T=100 faithful | T=100 fast |"
-    # 444 and 1,162 ex/s: the original DIEN at T=100 and T=10 (spec §11).
+    # 444 and 1,162 ex/s: the original DIEN at T=100 and T=10
+    # (docs/original_code.md#throughput-of-the-original-code).
     assert lines[no_xla + 4] == "| dien_repo/DIEN | 222 (0.50×†) | 888 (2.00×†) |"
     assert lines[no_xla + 5] == "| dien_repo/DNN | – | 5,000 |"
     xla = lines.index(HEADER.format(128, "XLA"))
@@ -39,7 +40,7 @@ def test_one_wide_table_per_batch_size_and_xla_with_ratios_to_the_original(tmp_p
     assert "| dien_repo/DIN | 100 | fast | no | 128 | 2,270 | 56.4 | 2.00×† |" in lines
 
 
-def test_originals_measured_here_replace_the_spec_figures(tmp_path):
+def test_originals_measured_here_replace_the_published_figures(tmp_path):
     originals = [
         {"model": "dien_repo/DIEN", "T": 100, "batch_size": 128, "code": "original",
          "median_step_s": 0.32, "examples_per_s": 400.0},
@@ -59,8 +60,9 @@ def test_originals_measured_here_replace_the_spec_figures(tmp_path):
     assert "| din_repo/pnn | 32 | 10 | 1 | 8,000 |" in lines
     no_xla = lines.index(HEADER.format(128, "no XLA"))
     # Columns: T=10 faithful, T=10 fast, T=100 fast. T=100 against the mean
-    # of the two runs here (440); T=10 was not run here, so spec §11's 1,162
-    # ex/s; no original at B=128 for the pnn.
+    # of the two runs here (440); T=10 was not run here, so the 1,162 ex/s of
+    # docs/original_code.md#throughput-of-the-original-code; no original at
+    # B=128 for the pnn.
     assert lines[no_xla + 2] == "| model | T=10 faithful | T=10 fast | T=100 fast |"
     assert lines[no_xla + 4] == "| dien_repo/DIEN | – | 2,324 (2.00×†) | 880 (2.00×) |"
     assert lines[no_xla + 5] == "| din_repo/pnn | 4,000 | – | – |"

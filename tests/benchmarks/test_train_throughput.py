@@ -12,9 +12,9 @@ from benchmarks import report
 
 def test_two_models_one_process_json_and_report(tmp_path):
     out = tmp_path / "train_throughput_tiny.json"
-    cmd = [sys.executable, "benchmarks/train_throughput.py", "--models=dien_repo/DNN,din_repo/pnn",
-           "--lengths=3", "--modes=fast", "--steps=2", "--warmup=1", "--batch_size=8",
-           "--mixed_precision", f"--output={out}"]
+    cmd = [sys.executable, "-m", "benchmarks.train_throughput",
+           "--models=dien_repo/DNN,din_repo/pnn", "--lengths=3", "--modes=fast", "--steps=2",
+           "--warmup=1", "--batch_size=8", "--mixed_precision", f"--output={out}"]
     done = subprocess.run(cmd, capture_output=True, text=True, timeout=600)
     assert done.returncode == 0, done.stderr[-2000:]
     records = json.loads(out.read_text())
@@ -32,7 +32,7 @@ def test_two_models_one_process_json_and_report(tmp_path):
 def test_modes_with_options_set_xla_and_bfloat16_per_run(tmp_path):
     out = tmp_path / "modes.json"
     modes = ["fast+xla+bf16", "faithful"]
-    cmd = [sys.executable, "benchmarks/train_throughput.py", "--models=dien_repo/DNN",
+    cmd = [sys.executable, "-m", "benchmarks.train_throughput", "--models=dien_repo/DNN",
            "--lengths=3", f"--modes={','.join(modes)}", "--steps=2", "--warmup=1",
            "--batch_size=8", f"--output={out}"]
     done = subprocess.run(cmd, capture_output=True, text=True, timeout=600)
@@ -44,7 +44,7 @@ def test_modes_with_options_set_xla_and_bfloat16_per_run(tmp_path):
 
 
 def test_a_bad_mode_option_is_named_before_anything_runs(tmp_path):
-    cmd = [sys.executable, "benchmarks/train_throughput.py", "--models=dien_repo/DNN",
+    cmd = [sys.executable, "-m", "benchmarks.train_throughput", "--models=dien_repo/DNN",
            "--modes=fast+gpu", f"--output={tmp_path / 'never.json'}"]
     done = subprocess.run(cmd, capture_output=True, text=True, timeout=600)
     assert done.returncode != 0
@@ -53,14 +53,14 @@ def test_a_bad_mode_option_is_named_before_anything_runs(tmp_path):
     assert not (tmp_path / "never.json").exists()
 
 
-# Run in a child: train_throughput and original_throughput both define absl
-# flags such as --models, so they cannot share this test process.
+# Run in a child: defining train_throughput's flags here would leave them in
+# this test process's global FLAGS.
 STEPS_PER_EXECUTION_CHILD = """
-import json, sys
+import json
 import numpy as np
 from absl import flags
-sys.path.insert(0, "benchmarks")
-import train_throughput as tt
+from benchmarks import train_throughput as tt
+tt.define_flags()
 flags.FLAGS(["x", "--batch_size=4", "--steps=5", "--warmup=1", "--steps_per_execution=3"])
 tt._fresh_session()
 model, _ = tt._model_and_step("dien_repo/DNN", "fast")

@@ -2,6 +2,7 @@
 negatives, determinism, bucketing, sharding."""
 
 import os
+import re
 
 import numpy as np
 import pytest
@@ -10,20 +11,62 @@ import tensorflow as tf
 from din_tf import features as F
 from din_tf.data import pipeline
 from din_tf.data.samples import Samples
+from tests.conftest import GOLDEN_VARIANTS, golden_variant, load_golden
 
-GOLDEN = os.path.join(os.path.dirname(__file__), "..", "fixtures", "golden",
-                      "metrics_and_prepare_data.npz")
+NAMES = ("uids", "mids", "cats", "mid_his", "cat_his", "mid_mask", "target", "lengths_x",
+         "noclk_mid_his", "noclk_cat_his")
+PREPARED_GROUP = re.compile(r"out/prepare_maxlen_(None|\d+)/uids")
 
 
-@pytest.fixture(scope="module")
-def golden():
-    return np.load(GOLDEN)
+def _write_regenerated_prepare_file(directory, lengths=(2, 8, 1, 5, 3, 7), num_negatives=3,
+                                    maxlens=(None, 3, 6), seed=17):
+    """A prepare_data golden file laid out like the stored one with other
+    shapes (rows, history lengths, negatives per step, maxlen values). The
+    expected outputs are built directly: each row keeps its last
+    min(length, maxlen) steps, left-aligned and zero-padded to the longest."""
+    rng = np.random.default_rng(seed)
+    rows = len(lengths)
+    arrays = {"in/src_uid_mid_cat": rng.integers(0, 50, (rows, 3)),
+              "in/target": np.eye(2, dtype=np.float32)[rng.integers(0, 2, rows)]}
+    steps = {"mid_list": (), "cat_list": (), "noclk_mid_list": (num_negatives,),
+             "noclk_cat_list": (num_negatives,)}
+    for k, length in enumerate(lengths):
+        for name, tail in steps.items():
+            arrays[f"in/src{k}_{name}"] = rng.integers(1, 50, (length,) + tail)
+    for maxlen in maxlens:
+        kept = np.array([n if maxlen is None else min(n, maxlen) for n in lengths], np.int64)
+        width = int(kept.max())
+        out = f"out/prepare_maxlen_{maxlen}/"
+        for column, name in enumerate(("uids", "mids", "cats")):
+            arrays[out + name] = arrays["in/src_uid_mid_cat"][:, column]
+        for name, source in (("mid_his", "mid_list"), ("cat_his", "cat_list"),
+                             ("noclk_mid_his", "noclk_mid_list"),
+                             ("noclk_cat_his", "noclk_cat_list")):
+            padded = np.zeros((rows, width) + steps[source], np.int64)
+            for k, (length, n) in enumerate(zip(lengths, kept)):
+                padded[k, :n] = arrays[f"in/src{k}_{source}"][length - n:]
+            arrays[out + name] = padded
+        arrays[out + "mid_mask"] = (np.arange(width)[None, :] < kept[:, None]).astype(np.float32)
+        arrays[out + "target"] = arrays["in/target"]
+        arrays[out + "lengths_x"] = kept
+    np.savez(os.path.join(directory, "metrics_and_prepare_data.npz"), **arrays)
+
+
+@pytest.fixture(params=GOLDEN_VARIANTS)
+def golden(request, tmp_path):
+    return golden_variant(request.param, "metrics_and_prepare_data", _write_regenerated_prepare_file, tmp_path)
+
+
+def _golden_maxlens(z):
+    """The maxlen of every `out/prepare_maxlen_<m>/` group in the file."""
+    found = sorted({m.group(1) for m in map(PREPARED_GROUP.fullmatch, z) if m})
+    assert found, "no out/prepare_maxlen_<m>/ outputs in the golden file"
+    return [None if m == "None" else int(m) for m in found]
 
 
 def _golden_source(z):
     rows = []
-    for k in range(4):
-        uid, mid, cat = z["in/src_uid_mid_cat"][k]
+    for k, (uid, mid, cat) in enumerate(z["in/src_uid_mid_cat"]):
         rows.append([uid, mid, cat, z[f"in/src{k}_mid_list"].tolist(),
                      z[f"in/src{k}_cat_list"].tolist(), z[f"in/src{k}_noclk_mid_list"].tolist(),
                      z[f"in/src{k}_noclk_cat_list"].tolist()])
@@ -39,39 +82,46 @@ def _golden_samples(z):
         negative_items=[r[5] for r in rows], negative_categories=[r[6] for r in rows])
 
 
-NAMES = ("uids", "mids", "cats", "mid_his", "cat_his", "mid_mask", "target", "lengths_x",
-         "noclk_mid_his", "noclk_cat_his")
-
-
-@pytest.mark.parametrize("maxlen", [None, 4])
-def test_numpy_prepare_data_matches_golden(golden, maxlen):
+def test_numpy_prepare_data_matches_golden(golden):
     rows, target = _golden_source(golden)
-    out = pipeline.prepare_data(rows, target, maxlen=maxlen, return_neg=True)
-    for name, value in zip(NAMES, out):
-        expected = golden[f"out/prepare_maxlen_{maxlen}/{name}"]
-        assert value.dtype == expected.dtype, name
-        np.testing.assert_array_equal(value, expected, err_msg=name)
+    for maxlen in _golden_maxlens(golden):
+        out = pipeline.prepare_data(rows, target, maxlen=maxlen, return_neg=True)
+        for name, value in zip(NAMES, out):
+            expected = golden[f"out/prepare_maxlen_{maxlen}/{name}"]
+            assert value.dtype == expected.dtype, (maxlen, name)
+            np.testing.assert_array_equal(value, expected, err_msg=f"maxlen={maxlen} {name}")
+
+
+def test_regenerated_prepare_file_has_other_shapes(tmp_path):
+    _write_regenerated_prepare_file(str(tmp_path))
+    regenerated = load_golden("metrics_and_prepare_data", directory=str(tmp_path))
+    stored = load_golden("metrics_and_prepare_data")
+    assert _golden_maxlens(regenerated) != _golden_maxlens(stored)
+    for key in ("in/src_uid_mid_cat", "out/prepare_maxlen_None/noclk_mid_his"):
+        assert regenerated[key].shape != stored[key].shape, key
 
 
 def test_numpy_prepare_data_empty_with_maxlen():
     assert pipeline.prepare_data([], [], maxlen=3) == (None, None, None, None)
 
 
-@pytest.mark.parametrize("maxlen", [None, 4])
-def test_tf_data_matches_golden(golden, maxlen):
-    ds = pipeline.make_dataset(_golden_samples(golden), batch_size=4, maxlen=maxlen,
-                               with_mask=True)
-    (feats, label), = list(ds)
-    key = f"out/prepare_maxlen_{maxlen}/"
+def test_tf_data_matches_golden(golden):
+    samples = _golden_samples(golden)
     pairs = {F.USER_ID: "uids", F.ITEM_ID: "mids", F.CATEGORY_ID: "cats",
              F.HISTORY_ITEM_IDS: "mid_his", F.HISTORY_CATEGORY_IDS: "cat_his",
              F.HISTORY_MASK: "mid_mask", F.HISTORY_LENGTH: "lengths_x",
              F.NEGATIVE_ITEM_IDS: "noclk_mid_his", F.NEGATIVE_CATEGORY_IDS: "noclk_cat_his"}
-    for ours, theirs in pairs.items():
-        np.testing.assert_array_equal(feats[ours].numpy(), golden[key + theirs], err_msg=ours)
-        assert feats[ours].dtype == F.FEATURES_BY_NAME[ours].dtype
-    np.testing.assert_array_equal(label.numpy(), golden[key + "target"][:, 0])
-    assert label.dtype == tf.float32
+    for maxlen in _golden_maxlens(golden):
+        ds = pipeline.make_dataset(samples, batch_size=len(samples), maxlen=maxlen,
+                                   with_mask=True)
+        (feats, label), = list(ds)
+        key = f"out/prepare_maxlen_{maxlen}/"
+        for ours, theirs in pairs.items():
+            np.testing.assert_array_equal(feats[ours].numpy(), golden[key + theirs],
+                                          err_msg=f"maxlen={maxlen} {ours}")
+            assert feats[ours].dtype == F.FEATURES_BY_NAME[ours].dtype
+        np.testing.assert_array_equal(label.numpy(), golden[key + "target"][:, 0])
+        assert label.dtype == tf.float32
 
 
 def _toy(n=64, max_len=30, n_items=50, seed=0):

@@ -94,6 +94,21 @@ def test_train_and_eval_writes_every_output(processed_dir, tmp_path):
     assert header[0] == "epoch" and "test_auc" in header
 
 
+def test_run_without_matplotlib_writes_metrics_and_says_how_to_get_curves(
+        processed_dir, tmp_path, monkeypatch, caplog):
+    import logging
+    monkeypatch.setitem(sys.modules, "matplotlib", None)  # `import matplotlib` fails
+    model_dir = str(tmp_path / "run")
+    with caplog.at_level(logging.WARNING):
+        results = runner.run(_tiny(processed_dir), model_dir, "train_and_eval", export=False)
+    assert 0.0 < results["auc"] < 1.0
+    assert not os.path.exists(os.path.join(model_dir, "curves.png"))
+    assert [h["epoch"] for h in json.load(open(os.path.join(model_dir, "metrics.json")))] == [1]
+    assert os.path.exists(os.path.join(model_dir, "metrics.csv"))
+    lines = [r.getMessage() for r in caplog.records if "curves.png" in r.getMessage()]
+    assert len(lines) == 1 and 'pip install "din_tf[plots]"' in lines[0]
+
+
 def test_interrupted_run_resumes_from_its_last_epoch(processed_dir, tmp_path, monkeypatch):
     model_dir = str(tmp_path / "run")
     cfg = _tiny(processed_dir, epochs=2)

@@ -1,4 +1,5 @@
-"""AuxiliaryNetwork and AuxiliaryLoss: spec §4 (golden parity, reductions)."""
+"""AuxiliaryNetwork and AuxiliaryLoss: docs/original_code.md#auxiliary-loss
+(golden parity, reductions)."""
 
 import keras
 import numpy as np

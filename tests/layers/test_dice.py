@@ -1,4 +1,5 @@
-"""Dice: spec §2.1–2.3 (golden parity for both repos, paper mode by hand)."""
+"""Dice: docs/original_code.md#activations (golden parity for both repos, paper
+mode by hand)."""
 
 import keras
 import numpy as np
@@ -16,7 +17,8 @@ def _sigmoid(x):
 
 
 def test_golden_dien_dice():
-    """Spec §2.1: batch statistics, eps 1e-9 inside the root and on the std."""
+    """docs/original_code.md#dice-as-the-dien-repo-codes-it: batch statistics,
+    eps 1e-9 inside the root and on the std."""
     z = load_golden("activations")
     layer = Dice("dien")
     layer(z["in/x"])
@@ -30,7 +32,8 @@ def test_golden_dien_dice():
 
 
 def test_golden_dinrepo_dice():
-    """Spec §2.2: p = sigmoid(beta * BN_inference(x)), moving stats 0/1."""
+    """docs/original_code.md#dice-as-the-din-repo-codes-it:
+    p = sigmoid(beta * BN_inference(x)), moving stats 0/1."""
     z = load_golden("activations")
     layer = Dice("din_repo")
     layer(z["in/x"])
@@ -42,7 +45,8 @@ def test_golden_dinrepo_dice():
 
 
 def test_initial_dice_is_half_identity_in_din_repo_mode():
-    """alpha = beta = 0 at init: p = 1/2, f(x) = x / 2 (spec §2.2)."""
+    """alpha = beta = 0 at init: p = 1/2, f(x) = x / 2
+    (docs/original_code.md#dice-as-the-din-repo-codes-it)."""
     np.testing.assert_allclose(Dice("din_repo")(X), 0.5 * X, rtol=1e-6)
 
 
@@ -56,7 +60,8 @@ def test_dien_dice_depends_on_the_batch_as_coded():
 
 
 def test_paper_dice_training_uses_batch_statistics_and_updates_moving_averages():
-    """Spec §2.3 by hand: eps 1e-8, population variance, momentum 0.99."""
+    """docs/original_code.md#dice-as-the-paper-defines-it by hand: eps 1e-8,
+    population variance, momentum 0.99."""
     layer = Dice("paper")
     layer(X)
     layer.alpha.assign(np.linspace(-0.5, 0.5, 5).astype("float32"))

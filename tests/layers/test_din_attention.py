@@ -1,4 +1,5 @@
-"""DINAttention: spec §1 (golden parity with all three original functions),
+"""DINAttention: docs/original_code.md#attention (golden parity with all three
+original functions),
 padding properties, hand-computed pooling and argument errors."""
 
 import numpy as np
@@ -24,7 +25,8 @@ def _load_scores(layer, z, prefix, suffix=""):
 @pytest.mark.parametrize("softmax", [1, 0])
 @pytest.mark.parametrize("mode", ["sum", "list"])
 def test_golden_dien_din_attention(softmax, mode):
-    """Spec §1.2: DIEN utils.din_attention, softmax on/off, SUM and LIST."""
+    """docs/original_code.md#din-attention-of-the-dien-repo: DIEN
+    utils.din_attention, softmax on/off, SUM and LIST."""
     z = load_golden("dien_din_attention")
     facts = z["in/facts"] if softmax else z["in/facts_zero_pad"]
     layer = DINAttention("dien", use_softmax=bool(softmax), output_mode=mode)
@@ -38,7 +40,8 @@ def test_golden_dien_din_attention(softmax, mode):
 
 
 def test_golden_dien_no_softmax_nonzero_padding_bug_reproduced_and_fixable():
-    """Spec §1.2: without softmax the -2**32+1 weight multiplies padded facts."""
+    """docs/original_code.md#softmax-or-raw-attention-weights: without softmax
+    the -2**32+1 weight multiplies padded facts."""
     z = load_golden("dien_din_attention")
     args = (z["in/query"], z["in/facts"])
     coded = DINAttention("dien", use_softmax=False)
@@ -57,7 +60,8 @@ def test_golden_dien_no_softmax_nonzero_padding_bug_reproduced_and_fixable():
 
 
 def test_golden_dien_fcn_attention():
-    """Spec §1.3: query Dense+PReLU projection, LIST output and alphas, SUM."""
+    """docs/original_code.md#dien-attention-with-a-projected-query: query
+    Dense+PReLU projection, LIST output and alphas, SUM."""
     z = load_golden("dien_din_fcn_attention")
     args = (z["in/query"], z["in/facts"])
     for mode in ("list", "sum"):
@@ -78,7 +82,8 @@ def test_golden_dien_fcn_attention():
 
 
 def test_golden_dinrepo_attention():
-    """Spec §1.1: DIN repo attention, division by sqrt(128) after masking."""
+    """docs/original_code.md#attention-in-the-din-repo: division by sqrt(128)
+    after masking."""
     z = load_golden("dinrepo_attention")
     args = (z["in/queries"], z["in/keys"])
     layer = DINAttention("din_repo")
@@ -161,6 +166,7 @@ def test_fcn_query_may_have_any_width(tmp_path):
     [
         (dict(variant="dein"), r"variant='dein'.*'dien', 'dien_fcn', 'din_repo'"),
         (dict(output_mode="mean"), r"output_mode='mean'.*'list', 'sum'"),
+        (dict(fold_min_steps=0), r"fold_min_steps=0; expected a positive integer"),
     ],
 )
 def test_bad_options(kwargs, match):
@@ -214,11 +220,11 @@ def test_folded_query_kernel_equals_the_concatenated_form(variant, monkeypatch):
     concatenate = din_attention.ops.concatenate
     monkeypatch.setattr(din_attention.ops, "concatenate",
                         lambda *a, **k: calls.append(1) or concatenate(*a, **k))
-    monkeypatch.setattr(din_attention, "FOLD_MIN_STEPS", 10**9)
+    layer.fold_min_steps = 10**9  # longer than any history: never folds
     concatenated = _scores_and_gradients(layer, query, keys, lengths)
     assert calls
     calls.clear()
-    monkeypatch.setattr(din_attention, "FOLD_MIN_STEPS", 1)
+    layer.fold_min_steps = 1
     folded = _scores_and_gradients(layer, query, keys, lengths)
     assert not calls
     for f, c in zip(folded, concatenated):

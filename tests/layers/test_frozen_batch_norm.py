@@ -1,4 +1,5 @@
-"""FrozenBatchNorm: spec §0.1 (gamma * x / sqrt(1.001) + beta, never updated)."""
+"""FrozenBatchNorm: docs/original_code.md#batch-normalisation-never-trains
+(gamma * x / sqrt(1.001) + beta, never updated)."""
 
 import keras
 import numpy as np

@@ -1,5 +1,7 @@
-"""GRU-family cells and InterestGRU: spec §3 (golden parity through the
-original dynamic_rnn, hand-computed gates, padding, XLA)."""
+"""GRU-family cells and InterestGRU: docs/original_code.md#gru-family (golden
+parity through the original dynamic_rnn, hand-computed gates, padding, XLA)."""
+
+import os
 
 import keras
 import numpy as np
@@ -7,7 +9,7 @@ import pytest
 import tensorflow as tf
 
 from din_tf.layers import AGRUCell, AIGRUCell, AUGRUCell, GRUCell, InterestGRU
-from tests.conftest import load_golden
+from tests.conftest import GOLDEN_VARIANTS, golden_variant, load_golden
 from tests.layer_test_harness import run_layer_test
 
 GOLDEN_TAGS = [("gru_plain", "gru", "w/gru_plain/gru_cell/"),
@@ -29,40 +31,134 @@ def _load_cell(cell, z, prefix):
     cell.candidate_bias.assign(z[prefix + "candidate/bias"])
 
 
+def _golden_units(z, prefix):
+    return z[prefix + "candidate/bias"].shape[0]
+
+
 def _golden_layer(z, gru_type, prefix, **kwargs):
-    layer = InterestGRU(36, gru_type=gru_type, return_state=True, **kwargs)
+    layer = InterestGRU(_golden_units(z, prefix), gru_type=gru_type, return_state=True,
+                        **kwargs)
     att = None if gru_type == "gru" else z["in/att_scores"]
     layer(z["in/x"], attention=att, lengths=z["in/seq_len"])
     _load_cell(layer.cell, z, prefix)
     return layer, att
 
 
+def _golden_mask(z):
+    steps = z["in/x"].shape[1]
+    return np.arange(steps)[None, :] < z["in/seq_len"][:, None]
+
+
+def _tf1_dynamic_rnn(z, tag, prefix):
+    """TF1 GRUCell / QAAttGRUCell / VecAttGRUCell (gate columns r | u) under
+    dynamic_rnn in float64: zero outputs and a frozen state past each length."""
+    gk, gb, ck, cb = (z[prefix + k].astype(np.float64) for k in
+                      ("gates/kernel", "gates/bias", "candidate/kernel", "candidate/bias"))
+    x, att, lengths = z["in/x"].astype(np.float64), z["in/att_scores"], z["in/seq_len"]
+    units = cb.shape[0]
+    h = np.zeros((x.shape[0], units))
+    outputs = np.zeros(x.shape[:2] + (units,))
+    for t in range(x.shape[1]):
+        a = att[:, t]
+        gates = 1 / (1 + np.exp(-(np.concatenate([x[:, t], h], -1) @ gk + gb)))
+        r, u = gates[:, :units], gates[:, units:]
+        c = np.tanh(np.concatenate([x[:, t], r * h], -1) @ ck + cb)
+        if tag == "gru_agru":
+            new = (1 - a) * h + a * c
+        else:
+            u = (1 - a) * u if tag == "gru_augru" else u
+            new = u * h + (1 - u) * c
+        real = (t < lengths)[:, None]
+        outputs[:, t] = np.where(real, new, 0.0)
+        h = np.where(real, new, h)
+    return outputs, h
+
+
+def _keras_gru_weights(z, prefix):
+    """The SOURCE_README "GRU layout" conversion to Keras' GRU(reset_after=False)."""
+    gk, gb, ck, cb = (z[prefix + k] for k in
+                      ("gates/kernel", "gates/bias", "candidate/kernel", "candidate/bias"))
+    units, inputs = cb.shape[0], gk.shape[0] - cb.shape[0]
+    kernel = np.concatenate([gk[:inputs, units:], gk[:inputs, :units], ck[:inputs]], 1)
+    recurrent = np.concatenate([gk[inputs:, units:], gk[inputs:, :units], ck[inputs:]], 1)
+    return kernel, recurrent, np.concatenate([gb[units:], gb[:units], cb])
+
+
+def _write_regenerated_gru_file(directory, lengths=(5, 2, 1, 3), inputs=4, units=3, seed=8):
+    """A dien_gru_cells file laid out like the stored one with other shapes
+    (batch, steps, input and state sizes), outputs from `_tf1_dynamic_rnn`."""
+    rng = np.random.default_rng(seed)
+    steps = max(lengths) + 1  # a padded step in every row
+    z = {"in/x": rng.normal(size=(len(lengths), steps, inputs)).astype("float32"),
+         "in/att_scores": rng.uniform(size=(len(lengths), steps, 1)).astype("float32"),
+         "in/seq_len": np.array(lengths, "int32")}
+    for tag, _, prefix in GOLDEN_TAGS:
+        for name, shape in (("gates/kernel", (inputs + units, 2 * units)),
+                            ("gates/bias", (2 * units,)),
+                            ("candidate/kernel", (inputs + units, units)),
+                            ("candidate/bias", (units,))):
+            z[prefix + name] = (0.5 * rng.normal(size=shape)).astype("float32")
+        for name, value in zip(("kernel", "recurrent_kernel", "bias"),
+                               _keras_gru_weights(z, prefix)):
+            z[f"keras/{tag}/{name}"] = value
+        outputs, state = _tf1_dynamic_rnn(z, tag, prefix)
+        z[f"out/{tag}/outputs"] = outputs.astype("float32")
+        z[f"out/{tag}/final_state"] = state.astype("float32")
+    np.savez(os.path.join(directory, "dien_gru_cells.npz"), **z)
+
+
+@pytest.fixture(params=GOLDEN_VARIANTS)
+def gru_golden(request, tmp_path):
+    return golden_variant(request.param, "dien_gru_cells", _write_regenerated_gru_file, tmp_path)
+
+
 @pytest.mark.parametrize("tag,gru_type,prefix", GOLDEN_TAGS)
-def test_golden_cells_through_dynamic_rnn(tag, gru_type, prefix):
-    """Spec §3.1/§3.3: outputs (0 at padding) and final states of all cells."""
-    z = load_golden("dien_gru_cells")
+def test_golden_cells_through_dynamic_rnn(tag, gru_type, prefix, gru_golden):
+    """docs/original_code.md#the-tf1-gru-cell and
+    docs/original_code.md#running-a-cell-over-a-padded-sequence: outputs (0 at
+    padding) and final states of all cells."""
+    z = gru_golden
     layer, att = _golden_layer(z, gru_type, prefix)
     outputs, state = layer(z["in/x"], attention=att, lengths=z["in/seq_len"])
     np.testing.assert_allclose(outputs, z[f"out/{tag}/outputs"], rtol=1e-5, atol=1e-5)
     np.testing.assert_allclose(state, z[f"out/{tag}/final_state"], rtol=1e-5, atol=1e-5)
-    mask = (np.arange(7)[None, :] < z["in/seq_len"][:, None]).astype("float32")
+    mask = _golden_mask(z).astype("float32")
     np.testing.assert_allclose(layer(z["in/x"], attention=att, mask=mask)[1],
                                z[f"out/{tag}/final_state"], rtol=1e-5, atol=1e-5)
 
 
-def test_plain_gru_equals_keras_reset_before_gru_on_real_steps():
-    """Spec §3.1 Keras mapping: the golden file's converted weights in Keras' GRU."""
-    z = load_golden("dien_gru_cells")
-    ours, _ = _golden_layer(z, "gru", "w/gru_plain/gru_cell/")
+def test_plain_gru_equals_keras_reset_before_gru_on_real_steps(gru_golden):
+    """docs/original_code.md#the-tf1-gru-cell, Keras mapping: the golden file's
+    converted weights in Keras' GRU."""
+    z = gru_golden
+    prefix = "w/gru_plain/gru_cell/"
+    ours, _ = _golden_layer(z, "gru", prefix)
     outputs, state = ours(z["in/x"], lengths=z["in/seq_len"])
-    reference = keras.layers.GRU(36, reset_after=False, return_sequences=True, return_state=True)
-    mask = np.arange(7)[None, :] < z["in/seq_len"][:, None]
+    reference = keras.layers.GRU(_golden_units(z, prefix), reset_after=False,
+                                 return_sequences=True, return_state=True)
+    mask = _golden_mask(z)
     reference(z["in/x"], mask=mask)
     reference.set_weights([z["keras/gru_plain/kernel"], z["keras/gru_plain/recurrent_kernel"],
                            z["keras/gru_plain/bias"]])
     ref_out, ref_state = reference(z["in/x"], mask=mask)
     np.testing.assert_allclose(np.asarray(outputs)[mask], np.asarray(ref_out)[mask], atol=1e-6)
     np.testing.assert_allclose(state, ref_state, atol=1e-6)
+
+
+def test_regenerated_gru_file_has_other_shapes_and_faithful_references(tmp_path):
+    _write_regenerated_gru_file(str(tmp_path))
+    regenerated = load_golden("dien_gru_cells", directory=str(tmp_path))
+    stored = load_golden("dien_gru_cells")
+    for key in ("in/x", "in/seq_len", "out/gru_plain/final_state"):
+        assert regenerated[key].shape != stored[key].shape, key
+    # The references that fill the regenerated file give the stored arrays too.
+    for tag, _, prefix in GOLDEN_TAGS:
+        outputs, state = _tf1_dynamic_rnn(stored, tag, prefix)
+        np.testing.assert_allclose(outputs, stored[f"out/{tag}/outputs"], atol=1e-5)
+        np.testing.assert_allclose(state, stored[f"out/{tag}/final_state"], atol=1e-5)
+        for name, value in zip(("kernel", "recurrent_kernel", "bias"),
+                               _keras_gru_weights(stored, prefix)):
+            np.testing.assert_array_equal(value, stored[f"keras/{tag}/{name}"])
 
 
 def _numpy_step(cell, x, h, a, gate="as_coded", reset_after=False, kind="gru"):
@@ -102,7 +198,8 @@ def test_single_step_matches_hand_computation(cls, kwargs, kind):
 
 
 def test_augru_extremes_code_vs_paper():
-    """Spec §3.2: coded a=0 is a plain GRU, a=1 takes the candidate; the paper's
+    """docs/original_code.md#augru-as-coded-and-as-in-the-paper: coded a=0 is a
+    plain GRU, a=1 takes the candidate; the paper's
     a=0 freezes the state, a=1 is a plain GRU."""
     gru = GRUCell(H)
     x, h = X[:, 0], RNG.normal(size=(B, H)).astype("float32")

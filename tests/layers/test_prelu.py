@@ -1,4 +1,4 @@
-"""PReLU: spec §2.4 (both repos' functions, golden parity)."""
+"""PReLU: docs/original_code.md#prelu (both repos' functions, golden parity)."""
 
 import numpy as np
 import pytest

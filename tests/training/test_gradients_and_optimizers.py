@@ -1,5 +1,7 @@
 """Duplicate-id merging (sparse == dense), LazyAdam's row-only semantics,
-and global-norm clipping as TF1 computed it (spec §8.1.11, §11)."""
+and global-norm clipping as TF1 computed it
+(docs/original_code.md#gradient-clipping-as-tf1-computed-it,
+docs/original_code.md#adam-on-embedding-rows)."""
 
 import keras
 import numpy as np

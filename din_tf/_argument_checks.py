@@ -1,5 +1,5 @@
-"""Argument checks shared by the layers: every error names the argument, the
-value received and what was expected."""
+"""Argument checks shared by din_tf.layers, din_tf.models and din_tf.export:
+every error names the argument, the value received and what was expected."""
 
 
 def check_choice(name, value, choices):
