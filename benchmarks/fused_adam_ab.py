@@ -6,10 +6,11 @@ timed alternately, round by round.
       --lengths=10,100 --modes=faithful,fast --rounds=6 --round_steps=5 \
       --output=benchmarks/results/fused_adam_ab.json
 
-faithful: the original Adam over dense embedding gradients (A: Keras' Adam;
-B: FusedAdam, the default). fast: LazyAdam with row updates (A: its dense
-variables through Keras' Adam; B: through the fused kernel, the default).
-Batch size: the repo's own unless --batch_size is set.
+Modes as in train_throughput.py (`recipes.mode_recipe`). faithful: the
+original Adam over dense embedding gradients (A: Keras' Adam; B: FusedAdam,
+the default). fast: LazyAdam with row updates (A: its dense variables through
+Keras' Adam; B: through the fused kernel, the default).
+Batch size: the model family's recipe's unless --batch_size is set.
 """
 
 import statistics
@@ -35,6 +36,7 @@ def _arms(name, mode):
     import keras
     import tensorflow as tf
     from din_tf import models, training
+    from din_tf.training import recipes
 
     class UnfusedLazyAdam(training.LazyAdam):
         def update_step(self, gradient, variable, learning_rate):
@@ -42,28 +44,27 @@ def _arms(name, mode):
                 return super().update_step(gradient, variable, learning_rate)
             return keras.optimizers.Adam.update_step(self, gradient, variable, learning_rate)
 
+    # The same optimizer with Keras' unfused dense update (arm A).
+    unfused = {training.LazyAdam: UnfusedLazyAdam, training.FusedAdam: keras.optimizers.Adam}
     arms = []
     for fused in (False, True):
         keras.utils.set_random_seed(0)
         model = models.get_model(name, **tt.BOOKS)
-        if mode == "fast":
-            make = training.LazyAdam if fused else UnfusedLazyAdam
-            kwargs = dict(optimizer=make(1e-3, epsilon=1e-8), embedding_update="rows")
-        else:
-            default = model.default_optimizer()
-            if not fused:
-                default = keras.optimizers.Adam.from_config(default.get_config()) \
-                    if isinstance(default, training.FusedAdam) else default
-            kwargs = dict(optimizer=default)
-        model.compile(jit_compile=FLAGS.jit_compile, **kwargs)
+        recipe = recipes.mode_recipe(model.training_recipe, mode)
+        optimizer = recipe.make_optimizer()
+        if not fused and type(optimizer) in unfused:
+            optimizer = unfused[type(optimizer)].from_config(optimizer.get_config())
+        model.compile(optimizer=optimizer, recipe=recipe, jit_compile=FLAGS.jit_compile)
         arms.append((model, tf.function(model.train_step, reduce_retracing=True)))
     return arms
 
 
 def compare(name, steps_t, mode):
+    from din_tf.training.recipes import recipe_for
+
     tt._fresh_session()
-    batch = FLAGS.batch_size if FLAGS["batch_size"].present else (
-        32 if name.startswith("din_repo/") else 128)
+    batch = (FLAGS.batch_size if FLAGS["batch_size"].present
+             else recipe_for(name).train_batch_size)
     rng = np.random.default_rng(0)
     batches = [tt._batch(rng, batch, steps_t) for _ in range(4)]
     arms = _arms(name, mode)

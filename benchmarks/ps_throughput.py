@@ -12,7 +12,7 @@ and the bytes the cluster moves per step, measured and estimated.
 | --- | --- |
 | config | WORKERSxPS: workers x parameter servers, plus one chief |
 | model | `dien_repo/DIN` or `dien_repo/DIEN`, Books vocabularies, width 18 |
-| training | fast mode: `LazyAdam(1e-3)`, `embedding_update="rows"` |
+| training | fast mode (`recipes.mode_recipe`): `LazyAdam(1e-3)`, `embedding_update="rows"` |
 | sharding | tables above `--min_shard_bytes` in row shards over the PS |
 | data | made on each worker: ids uniform in the vocabularies, length T, 16 batches repeated |
 | warm-up | `--warmup` steps per worker, at least two calls per worker, untimed |
@@ -218,8 +218,9 @@ def chief(result_path):
     import keras
     import tensorflow as tf
 
-    from din_tf import models, training
+    from din_tf import models
     from din_tf.distribute import make_strategy
+    from din_tf.training import recipes
     from din_tf.parameter_server import ParameterServerTrainer, shard_devices
 
     cluster = json.loads(os.environ["TF_CONFIG"])["cluster"]
@@ -242,7 +243,7 @@ def chief(result_path):
     keras.utils.set_random_seed(0)
     with strategy.scope():
         model = models.get_model(name, **BOOKS)
-        model.compile(optimizer=training.LazyAdam(1e-3, epsilon=1e-8), embedding_update="rows")
+        model.compile(recipe=recipes.mode_recipe(model.training_recipe, "fast"))
     trainer = ParameterServerTrainer(model, strategy, steps_per_execution=spe)
     shards = {path: len(devices) for path, devices in shard_devices(model).items()}
     dataset_fn = make_dataset_fn(batch, length)
@@ -265,7 +266,7 @@ def chief(result_path):
         "config": config_name(workers, ps), "workers": workers, "ps": ps, "model": name,
         "batch": batch, "T": length, "steps": FLAGS.steps, "warmup_steps": warmup,
         "steps_per_execution": spe, "min_shard_bytes": FLAGS.min_shard_bytes,
-        "optimizer": "LazyAdam", "embedding_update": "rows",
+        "optimizer": type(model.optimizer).__name__, "embedding_update": model.embedding_update,
         "seconds": seconds, "warmup_seconds": warmup_s,
         "examples_per_s": FLAGS.steps * batch / seconds,
         "steps_per_s": FLAGS.steps / seconds,

@@ -35,8 +35,9 @@ takes (MetaGraph, restore op, Session::Run). `--threads=0` is TF's default
 thread pools; N > 0 sets inter- and intra-op threads to N.
 
 Training memory: per model and `--train_modes`, a fresh process builds the
-model, compiles it ("faithful": the default optimizer and dense embedding
-updates; "fast": `LazyAdam(1e-3, epsilon=1e-8)` with `embedding_update="rows"`),
+model, compiles it as train_throughput.py's modes (`recipes.mode_recipe`:
+"faithful": the model family's training recipe; "fast": the "fast" recipe's
+`LazyAdam(1e-3, epsilon=1e-8)` with `embedding_update="rows"`),
 runs `--train_steps` steps of `tf.function(model.train_step)` at
 `--train_batch_size` x `--train_length` and reports its `ru_maxrss`.
 
@@ -440,15 +441,13 @@ def _train_worker(spec):
     import numpy as np
     import tensorflow as tf
 
-    from din_tf import models, training
+    from din_tf import models
+    from din_tf.training import recipes
 
     rss_after_import = _rss_mb()
     keras.utils.set_random_seed(spec["seed"])
     model = models.get_model(spec["name"], **spec["vocab"])
-    if spec["mode"] == "fast":
-        model.compile(optimizer=training.LazyAdam(1e-3, epsilon=1e-8), embedding_update="rows")
-    else:
-        model.compile()
+    model.compile(recipe=recipes.mode_recipe(model.training_recipe, spec["mode"]))
     rng = np.random.default_rng(spec["seed"])
     batches = [_training_batch(rng, spec["vocab"], spec["batch_size"], spec["length"])
                for _ in range(2)]

@@ -6,11 +6,12 @@ categories), every row of length T, synthetic ids.
       --lengths=10,30,100 --modes=faithful,fast --steps=20 --warmup=3 \
       --output=benchmarks/results/train_throughput.json
 
-Modes: "faithful" = the original optimizer and dense embedding updates (TF1
-Adam semantics: every row moves every step); "fast" = LazyAdam with row-only
-updates. A mode may carry options joined by "+": "xla" (XLA-compile the
-forward and backward pass), "bf16" (the mixed_bfloat16 policy), "fp16"
-(mixed_float16), e.g. `--modes=faithful,fast+xla,fast+xla+bf16`.
+Modes (`din_tf.training.recipes.mode_recipe`): "faithful" = the model
+family's training recipe (DIEN repo: TF1 Adam semantics, dense embedding
+updates, every row moves every step); "fast" = the "fast" recipe's LazyAdam
+with row-only updates (clipping stays the family's). A mode may carry options
+joined by "+": "xla" (XLA-compile the forward and backward pass), "bf16" (the
+mixed_bfloat16 policy), "fp16" (mixed_float16), e.g. `--modes=faithful,fast+xla,fast+xla+bf16`.
 `--jit_compile` and `--mixed_precision` apply to every run. Prints one line
 per run (median over the timed steps) and writes JSON.
 
@@ -117,19 +118,26 @@ def _fresh_session(policy=None):
         keras.mixed_precision.set_global_policy(policy)
 
 
-def _model_and_step(name, mode, jit_compile=None):
-    """A freshly built, compiled model and its traced train step."""
+def compiled_model(name, mode, vocabulary=BOOKS, **compile_kwargs):
+    """`name` freshly built (seed 0) and compiled as `mode` trains it
+    (`recipes.mode_recipe` of the model's training recipe)."""
     import keras
-    import tensorflow as tf
-    from din_tf import models, training
+    from din_tf import models
+    from din_tf.training import recipes
 
     keras.utils.set_random_seed(0)
-    model = models.get_model(name, **BOOKS)
-    kwargs = {}
-    if mode == "fast":
-        kwargs = dict(optimizer=training.LazyAdam(1e-3, epsilon=1e-8), embedding_update="rows")
-    model.compile(jit_compile=FLAGS.jit_compile if jit_compile is None else jit_compile,
-                  steps_per_execution=FLAGS.steps_per_execution, **kwargs)
+    model = models.get_model(name, **vocabulary)
+    model.compile(recipe=recipes.mode_recipe(model.training_recipe, mode), **compile_kwargs)
+    return model
+
+
+def _model_and_step(name, mode, jit_compile=None):
+    """A freshly built, compiled model and its traced train step."""
+    import tensorflow as tf
+
+    model = compiled_model(name, mode,
+                           jit_compile=FLAGS.jit_compile if jit_compile is None else jit_compile,
+                           steps_per_execution=FLAGS.steps_per_execution)
     # model.jit_compile makes train_step XLA-compile its forward and backward pass.
     return model, tf.function(model.train_step, reduce_retracing=True)
 

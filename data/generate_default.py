@@ -39,7 +39,7 @@ def report(reviews_path, meta_path, config):
         dien_protocol.write(files, tmp)
         data = dien_files.load_dien_dir(tmp)
     key_of = {v: key for key, v in data.mid_voc.items()}
-    pos = np.array([position.get(key_of.get(i, ""), 0.0) for i in range(data.n_mid)])
+    pos = np.array([position.get(key_of.get(i, ""), 0.0) for i in range(data.n_items)])
     print("  proxy AUCs (test):", synthetic.proxy_report(data.test, pos))
 
 

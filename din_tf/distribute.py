@@ -2,7 +2,7 @@
 
     strategy = make_strategy("mirrored")          # all local GPUs
     with strategy.scope():                        # weights are created at construction
-        model = din_tf.models.DIEN(n_uid, n_mid, n_cat)
+        model = din_tf.models.DIEN(n_users, n_items, n_categories)
         model.compile(...)
     model.fit(dataset)                            # global batches, split over replicas
 

@@ -328,7 +328,7 @@ def gauc(user_ids, labels, scores, weights=None):
 
     _, user = np.unique(user_ids, return_inverse=True)
     user = user.reshape(-1)
-    num_users = int(user.max()) + 1
+    n_users = int(user.max()) + 1
     # Two stable sorts (score, then user) = sort by (user, score); faster than lexsort.
     by_score = np.argsort(scores, kind="stable")
     order = by_score[np.argsort(user[by_score], kind="stable")]
@@ -347,15 +347,15 @@ def gauc(user_ids, labels, scores, weights=None):
     user_first_group = np.flatnonzero(np.diff(group_user, prepend=-1))
     neg_below = neg_before - neg_before[user_first_group][group_user]
 
-    pair_sum = np.bincount(group_user, weights=group_pos * (neg_below + 0.5 * group_neg), minlength=num_users)
-    user_pos = np.bincount(user, weights=labels, minlength=num_users)
-    user_neg = np.bincount(user, minlength=num_users) - user_pos
-    user_weight = np.bincount(user, weights=row_weights, minlength=num_users)
+    pair_sum = np.bincount(group_user, weights=group_pos * (neg_below + 0.5 * group_neg), minlength=n_users)
+    user_pos = np.bincount(user, weights=labels, minlength=n_users)
+    user_neg = np.bincount(user, minlength=n_users) - user_pos
+    user_weight = np.bincount(user, weights=row_weights, minlength=n_users)
 
     both_classes = (user_pos > 0) & (user_neg > 0)
     if not both_classes.any():
         raise ValueError(
-            f"Invalid labels for gauc: no user among {num_users} has both a click and a "
+            f"Invalid labels for gauc: no user among {n_users} has both a click and a "
             "non-click, so no per-user AUC is defined."
         )
     user_auc = pair_sum[both_classes] / (user_pos[both_classes] * user_neg[both_classes])

@@ -4,7 +4,7 @@ driven by our own loop.
 
     strategy = make_strategy("parameter_server")   # cluster from TF_CONFIG, on the chief
     with strategy.scope():
-        model = din_tf.models.DIEN(n_uid, n_mid, n_cat)
+        model = din_tf.models.DIEN(n_users, n_items, n_categories)
         model.compile(optimizer=din_tf.training.LazyAdam(1e-3), embedding_update="rows",
                       regularizer=MiniBatchAwareL2(1e-5, frequencies))
     trainer = ParameterServerTrainer(model, strategy, checkpoint_dir="ckpt")

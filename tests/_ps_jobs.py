@@ -22,20 +22,21 @@ import tensorflow as tf  # noqa: E402
 # Tables of these sizes (width 18, float32: 216-288 KB) are split over both
 # parameter servers at MIN_SHARD_BYTES; the dense layers' weights (at most
 # 162 x 200 floats, 129.6 KB) stay whole.
-VOCAB = {"n_uid": 3000, "n_mid": 4000, "n_cat": 3000}
+VOCAB = {"n_users": 3000, "n_items": 4000, "n_categories": 3000}
 MIN_SHARD_BYTES = 130_000
 BATCH = 32
 HISTORY = 6
 SYNC_STEPS = 4
 
 
-def make_batch(seed, n_uid=VOCAB["n_uid"], n_mid=VOCAB["n_mid"], n_cat=VOCAB["n_cat"]):
+def make_batch(seed, n_users=VOCAB["n_users"], n_items=VOCAB["n_items"],
+               n_categories=VOCAB["n_categories"]):
     """A batch with a learnable signal (tests/models/conftest.make_batch over
     this module's vocabularies); item ids are drawn from a few hundred so rows
     repeat within and across batches."""
     from tests.models.conftest import make_batch as batch
-    features, labels = batch(n=BATCH, steps=HISTORY, n_users=n_uid, n_items=300,
-                             n_categories=min(n_cat, 8), seed=seed)
+    features, labels = batch(n=BATCH, steps=HISTORY, n_users=n_users, n_items=300,
+                             n_categories=min(n_categories, 8), seed=seed)
     return features, labels
 
 
@@ -60,7 +61,7 @@ def build(name):
     """(model, compile arguments) for each configuration under test."""
     import keras
     from din_tf import models, training
-    frequencies = {"mid_embedding": np.arange(VOCAB["n_mid"]) % 7 + 1}
+    frequencies = {"mid_embedding": np.arange(VOCAB["n_items"]) % 7 + 1}
     if name == "din_rows":   # DIEN repo's DIN: LazyAdam row updates, MBA L2
         return (models.DIN(**VOCAB, activation="prelu"),
                 dict(optimizer=training.LazyAdam(0.01), embedding_update="rows",
@@ -70,7 +71,7 @@ def build(name):
                 dict(optimizer=training.FusedAdam(0.01), embedding_update="dense",
                      regularizer=training.MiniBatchAwareL2(1e-4, frequencies)))
     if name == "din_repo_sgd":  # DIN repo's DIN: plain SGD rows, clipping as coded
-        return (models.DINRepoModel(VOCAB["n_mid"], VOCAB["n_cat"], kind="din",
+        return (models.DINRepoModel(VOCAB["n_items"], VOCAB["n_categories"], kind="din",
                                     item_dim=18, category_dim=18),
                 dict(optimizer=keras.optimizers.SGD(1.0), embedding_update="rows",
                      gradient_clip_norm=0.05))
@@ -195,10 +196,8 @@ def every_model(out, steps):
     from din_tf.parameter_server import ParameterServerTrainer
     from tests.models.test_schema_models import side_feature_batch, side_feature_schema
     strategy = make_strategy("parameter_server", min_shard_bytes=MIN_SHARD_BYTES // 100)
-    vocab = dict(n_users=VOCAB["n_uid"] // 10, n_items=VOCAB["n_mid"] // 10,
-                 n_categories=VOCAB["n_cat"] // 10)
-    features, labels = make_batch(0, n_uid=vocab["n_users"], n_mid=vocab["n_items"],
-                                  n_cat=vocab["n_categories"])
+    vocab = {k: v // 10 for k, v in VOCAB.items()}
+    features, labels = make_batch(0, **vocab)
     schema = side_feature_schema()
     schema_features, schema_labels = side_feature_batch(schema, n=BATCH)
     results = {}

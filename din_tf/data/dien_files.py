@@ -134,9 +134,9 @@ class DienData:
     train: Samples
     test: Samples
     sampler: NegativeSampler
-    n_uid: int
-    n_mid: int
-    n_cat: int
+    n_users: int
+    n_items: int
+    n_categories: int
     uid_voc: dict
     mid_voc: dict
     cat_voc: dict

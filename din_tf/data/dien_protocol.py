@@ -71,8 +71,8 @@ class DienFiles:
     @property
     def counts(self):
         return dict(train_users=len(self.train_lines) // 2, test_users=len(self.test_lines) // 2,
-                    uid_voc=len(self.uid_voc), mid_voc=len(self.mid_voc),
-                    cat_voc=len(self.cat_voc))
+                    n_users=len(self.uid_voc), n_items=len(self.mid_voc),
+                    n_categories=len(self.cat_voc))
 
 
 def _rating_text(r):

@@ -30,7 +30,7 @@ def _ints(text):
 
 
 def read_cate_list(path):
-    """`cate_list.csv` → int32 [item_count]."""
+    """`cate_list.csv` → int32 [n_items]."""
     values = []
     for number, text in iter_lines(path):
         if not text.strip().isdigit():
@@ -41,11 +41,11 @@ def read_cate_list(path):
     return np.asarray(values, np.int32)
 
 
-def _check_items(path, number, ids, item_count):
-    bad = [i for i in ids if i >= item_count]
+def _check_items(path, number, ids, n_items):
+    bad = [i for i in ids if i >= n_items]
     if bad:
         raise DataFormatError(path, number, f"item id {bad[0]} is outside cate_list "
-                                            f"(expected < {item_count})")
+                                            f"(expected < {n_items})")
 
 
 def read_train_set(path, cate_list, skip_malformed=False):
@@ -96,9 +96,9 @@ class DinData:
     train: Samples
     test: Samples
     cate_list: np.ndarray
-    user_count: int
-    item_count: int
-    cate_count: int
+    n_users: int
+    n_items: int
+    n_categories: int
 
 
 def load_din_csv(train_path, test_path, cate_list_path, skip_malformed=False):
@@ -126,7 +126,7 @@ def load_din_pickle(path):
             train_set = pickle.load(f, encoding="latin1")
             test_set = pickle.load(f, encoding="latin1")
             cate_list = np.asarray(pickle.load(f, encoding="latin1"), np.int32)
-            user_count, item_count, cate_count = pickle.load(f, encoding="latin1")
+            n_users, n_items, n_categories = pickle.load(f, encoding="latin1")
     except Exception as e:  # truncated or foreign pickles raise many types
         raise DataFormatError(path, None, "expected four pickled objects (train_set, test_set, "
                                           f"cate_list, counts), got {type(e).__name__}: {e}") from None
@@ -140,4 +140,4 @@ def load_din_pickle(path):
         [r[0] for r in rows], [r[2] for r in rows],
         cate_list[np.asarray([r[2] for r in rows], np.int64)], [r[3] for r in rows],
         [r[1] for r in rows], [cate_list[np.asarray(r[1], np.int64)] for r in rows])
-    return DinData(train, test, cate_list, int(user_count), int(item_count), int(cate_count))
+    return DinData(train, test, cate_list, int(n_users), int(n_items), int(n_categories))

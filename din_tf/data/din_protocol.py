@@ -54,7 +54,7 @@ class DinDataset:
         shuffled order (history = the user's first `train_length` clicks).
       test_user, test_positive, test_negative: one test row per user (history =
         all clicks but the last), shuffled.
-      cate_list: int32 [item_count], category id of each item id.
+      cate_list: int32 [n_items], category id of each item id.
       item_keys, category_keys, user_keys: the strings behind ids 0..n-1.
       example_count: number of reviews used.
     """
@@ -76,8 +76,8 @@ class DinDataset:
 
     @property
     def counts(self):
-        return dict(user_count=len(self.user_keys), item_count=len(self.item_keys),
-                    cate_count=len(self.category_keys), example_count=self.example_count)
+        return dict(n_users=len(self.user_keys), n_items=len(self.item_keys),
+                    n_categories=len(self.category_keys), example_count=self.example_count)
 
     def test_length(self):
         return (np.diff(self.offsets)[self.test_user] - 1).astype(np.int32)
@@ -141,18 +141,18 @@ def build(reviews: amazon.Reviews, categories: dict, seed=DEFAULT_SEED,
     np.cumsum(np.bincount(users, minlength=len(user_keys)), out=offsets[1:])
 
     rng = random.Random(seed)
-    item_count = len(item_keys)
+    n_items = len(item_keys)
     negatives = np.empty_like(sequence)
     for u in range(len(user_keys)):
         lo, hi = offsets[u], offsets[u + 1]
         clicked = set(sequence[lo:hi].tolist())
-        if len(clicked) >= item_count:
+        if len(clicked) >= n_items:
             raise ValueError(f"{reviews.source}: user {user_keys[u]!r} reviewed every item; "
                              "no negative can be drawn")
         for p in range(lo, hi):
             neg = int(sequence[lo])
             while neg in clicked:
-                neg = rng.randint(0, item_count - 1)
+                neg = rng.randint(0, n_items - 1)
             negatives[p] = neg
 
     lengths = np.diff(offsets)
@@ -237,6 +237,6 @@ def write(dataset: DinDataset, output_dir, write_pickle=False):
             c = dataset.counts
             with open(os.path.join(tmp, "dataset.pkl"), "wb") as f:
                 for obj in (train, test, dataset.cate_list,
-                            (c["user_count"], c["item_count"], c["cate_count"])):
+                            (c["n_users"], c["n_items"], c["n_categories"])):
                     pickle.dump(obj, f, protocol=2)
     logging.info("DIN protocol: wrote %s (%s)", output_dir, dataset.counts)

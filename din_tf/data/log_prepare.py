@@ -43,8 +43,8 @@ def prepare_log(spec, schema, protocol, output_dir, seed=None, engine="auto"):
     logging.info("read %s in %.1f s; building the %s protocol's samples", spec.path,
                  read_seconds, protocol)
     train, test = log_protocol.PROTOCOLS[protocol](log, schema, seed)
-    summary = {"protocol": protocol, "seed": seed, "rows": len(log), "users": log.user_count,
-               "items": log.item_count, "train_rows": len(train), "test_rows": len(test),
+    summary = {"protocol": protocol, "seed": seed, "rows": len(log), "users": log.n_users,
+               "items": log.n_items, "train_rows": len(train), "test_rows": len(test),
                "read_seconds": round(read_seconds, 3)}
     logging.info("writing %s", output_dir)
     with atomic_output_dir(output_dir) as tmp:

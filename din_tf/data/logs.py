@@ -91,11 +91,11 @@ class Log:
         return self.features[name].take()
 
     @property
-    def user_count(self):
+    def n_users(self):
         return int(self.user.values.shape[0])
 
     @property
-    def item_count(self):
+    def n_items(self):
         return int(self.item.values.shape[0])
 
 

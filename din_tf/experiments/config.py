@@ -47,11 +47,12 @@ class DataConfig:
 class TrainerConfig:
     epochs: int = 3
     steps_per_epoch: Optional[int] = None  # None: one pass over the training data
+    # "original" and None below: the model's training recipe's (din_tf.training.recipes)
     optimizer: str = "original"     # "original", "adam", "lazy_adam", "sgd", "adagrad"
-    learning_rate: Optional[float] = None  # None: the original's
+    learning_rate: Optional[float] = None  # None: the optimizer's (original: its schedule)
     halve_lr_each_epoch: bool = True       # DIEN repo: lr *= 0.5 after each epoch
-    embedding_update: Optional[str] = None  # "dense" / "rows"; None: the model's default
-    gradient_clip_norm: Optional[float] = None  # None: the model's default (DIN repo: 5)
+    embedding_update: Optional[str] = None  # "dense" / "rows"; None: the model's recipe's
+    gradient_clip_norm: Optional[float] = None  # None: the model's recipe's (DIN repo: 5)
     mba_strength: float = 0.0       # mini-batch-aware L2 lambda (0: off, as in both repos)
     steps_per_execution: int = 1    # training steps per tf.function call (Keras); >1 cuts
                                     # the per-step call overhead that dominates small models

@@ -10,10 +10,9 @@ import inspect
 import math
 import numbers
 
-OPTIMIZERS = ("original", "adam", "lazy_adam", "sgd", "adagrad")  # runner._optimizer
 PROTOCOLS = ("dien", "din")
 # Constructor arguments the registry fills in itself (vocabulary sizes).
-_VOCABULARY_ARGUMENTS = ("n_uid", "n_mid", "n_cat", "n_items", "n_categories")
+_VOCABULARY_ARGUMENTS = ("n_users", "n_items", "n_categories")
 
 
 def _fail(key, value, expected):
@@ -67,12 +66,13 @@ def validate(cfg):
     # the top, so reading a config does not import TensorFlow).
     from din_tf.distribute import STRATEGY_NAMES
     from din_tf.export import DICE_STATISTICS
-    from din_tf.models.ctr_model import EMBEDDING_UPDATES
+    from din_tf.training.recipes import EMBEDDING_UPDATES, OPTIMIZERS
     from din_tf.experiments.evaluation import SCORINGS
     _validate_model(cfg.model)
     _validate_data(cfg.data)
     _validate_own_log(cfg)
-    _validate_trainer(cfg.trainer, EMBEDDING_UPDATES)
+    # "original": the model's recipe's optimizer (runner._optimizer).
+    _validate_trainer(cfg.trainer, ("original", *OPTIMIZERS), EMBEDDING_UPDATES)
     _validate_runtime(cfg.runtime, STRATEGY_NAMES)
     _choice("evaluation.scoring", cfg.evaluation.scoring, SCORINGS)
     _choice("export.dice_statistics", cfg.export.dice_statistics, DICE_STATISTICS)
@@ -162,10 +162,10 @@ def _validate_own_log(cfg):
               "are formed in file or shuffled order)")
 
 
-def _validate_trainer(trainer, embedding_updates):
+def _validate_trainer(trainer, optimizers, embedding_updates):
     _int_at_least("trainer.epochs", trainer.epochs, 1)
     _int_at_least("trainer.steps_per_epoch", trainer.steps_per_epoch, 1, optional=True)
-    _choice("trainer.optimizer", trainer.optimizer, OPTIMIZERS)
+    _choice("trainer.optimizer", trainer.optimizer, optimizers)
     _positive_number("trainer.learning_rate", trainer.learning_rate, optional=True)
     _boolean("trainer.halve_lr_each_epoch", trainer.halve_lr_each_epoch)
     _choice("trainer.embedding_update", trainer.embedding_update, embedding_updates,

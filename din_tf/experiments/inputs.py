@@ -13,6 +13,7 @@ from din_tf.data.row_files import read_row_files, write_row_files
 from din_tf.data.pipeline import NegativeSampler, bucketed_batches, dien_iterator_batches
 from din_tf.data.samples import Samples
 from din_tf.experiments import atomic_files
+from din_tf.training import recipes
 
 
 
@@ -57,14 +58,14 @@ def load(data_cfg, cache_dir):
     directory = data_cfg.processed_dir or _prepared(data_cfg, cache_dir)
     if data_cfg.protocol == "dien":
         d = load_dien_dir(directory, num_negatives=data_cfg.num_negatives)
-        return ExperimentData(d.train, d.test, d.sampler, d.n_uid, d.n_mid, d.n_cat)
+        return ExperimentData(d.train, d.test, d.sampler, d.n_users, d.n_items, d.n_categories)
     d = load_din_dir(directory)
     # The DIN protocol has no popularity pool; DIEN's auxiliary loss on it draws
     # negatives uniformly over items.
-    pool = np.arange(1, d.item_count, dtype=np.int32)
+    pool = np.arange(1, d.n_items, dtype=np.int32)
     sampler = NegativeSampler(pool=pool, item_category=np.asarray(d.cate_list, np.int32),
                               num_negatives=data_cfg.num_negatives)
-    return ExperimentData(d.train, d.test, sampler, d.user_count, d.item_count, d.cate_count)
+    return ExperimentData(d.train, d.test, sampler, d.n_users, d.n_items, d.n_categories)
 
 
 def check_processed_dir(directory, protocol):
@@ -112,7 +113,7 @@ def _prepared(data_cfg, cache_dir):
         f"the {data_cfg.protocol} protocol from {data_cfg.reviews}")
 
 
-BATCHINGS = ("sequential", "dien_iterator")
+BATCHINGS = recipes.BATCHINGS
 
 
 def test_set(data, data_cfg, with_negatives, seed):

@@ -5,32 +5,46 @@ import os
 
 from din_tf.models import ORIGINAL_MODELS
 from din_tf.experiments import config as C
+from din_tf.training.recipes import recipe_for
 
 EXAMPLES_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "examples")
 
 PROTOCOLS = ("dien", "din")
 
 
+def _train_as(cfg, recipe, optimizer):
+    """Writes `recipe`'s batches, epochs, per-epoch halving and seed into
+    `cfg` (`din_tf.training.recipes`). With `optimizer`, also its optimizer,
+    learning rate, clipping and embedding update; without, they stay "the
+    model's default", which the runner takes from the model's own recipe."""
+    cfg.data.train_batch_size = recipe.train_batch_size
+    cfg.data.eval_batch_size = recipe.eval_batch_size
+    cfg.data.shuffle, cfg.data.batching = recipe.shuffle, recipe.batching
+    cfg.data.maxlen = recipe.maxlen
+    cfg.trainer.epochs = recipe.epochs
+    cfg.trainer.halve_lr_each_epoch = recipe.halve_lr_each_epoch
+    cfg.runtime.seed = recipe.seed
+    if optimizer:
+        if recipe.learning_rate_steps:
+            raise ValueError(f"Recipe {recipe.name!r}: trainer.learning_rate is one rate; a "
+                             "step schedule is the model's own recipe only.")
+        cfg.trainer.optimizer, cfg.trainer.learning_rate = recipe.optimizer, recipe.learning_rate
+        cfg.trainer.embedding_update = recipe.embedding_update
+        cfg.trainer.gradient_clip_norm = recipe.gradient_clip_norm
+    return cfg
+
+
 def _original_training(name, protocol):
-    """The original repo's training and evaluation: scores as the original
-    computes them (`evaluation.scoring="original"`; the export still serves
-    row-independent scores, see docs/serving.md)."""
+    """The original repo's training (its family's recipe: the DIEN repo's
+    length-sorted DataIterator batches and halved Adam, the DIN repo's
+    shuffled batches of 32 and SGD schedule) and evaluation: scores as the
+    original computes them (`evaluation.scoring="original"`; the export
+    still serves row-independent scores, see docs/serving.md)."""
     cfg = C.ExperimentConfig()
     cfg.model.name = name
     cfg.data.protocol = protocol
     cfg.evaluation.scoring = "original"
-    if name.startswith("dien_repo/"):
-        # script/train.py feeds DataIterator: chunks of 20 batches sorted by
-        # history length, the same order every epoch, train and test alike.
-        cfg.data.batching = "dien_iterator"
-    if name.startswith("din_repo/"):
-        # din/train.py: batch 32, test batch 512, shuffled every epoch, SGD with
-        # lr 1 -> 0.1 and clip 5 (the model's compile defaults), 50 epochs.
-        cfg.data.train_batch_size, cfg.data.eval_batch_size = 32, 512
-        cfg.data.shuffle, cfg.data.maxlen = True, None
-        cfg.trainer.epochs, cfg.trainer.halve_lr_each_epoch = 50, False
-        cfg.runtime.seed = 1234
-    return cfg
+    return _train_as(cfg, recipe_for(name), optimizer=False)
 
 
 def _paper(name, protocol):
@@ -76,9 +90,9 @@ def _registry():
 
 def _own_log(name, example=None, schema_file=None, protocol="din"):
     """A model on your own log (here a shipped example's spec and schema): the
-    DIN protocol, shuffled batches, lazy Adam with row updates, the history sum
-    over real steps only and served scoring, so every reported number is what
-    the export serves."""
+    DIN protocol, the "fast" recipe (shuffled batches, lazy Adam with row
+    updates), the history sum over real steps only and served scoring, so
+    every reported number is what the export serves."""
     cfg = C.ExperimentConfig()
     cfg.model.name = name
     cfg.model.options = dict(mask_history_sum=True)
@@ -87,10 +101,7 @@ def _own_log(name, example=None, schema_file=None, protocol="din"):
     if example is not None:
         cfg.data.log_spec = os.path.join(EXAMPLES_DIR, example, "log_spec.json")
         cfg.data.schema = os.path.join(EXAMPLES_DIR, example, schema_file)
-    cfg.data.shuffle = True
-    cfg.trainer.optimizer, cfg.trainer.learning_rate = "lazy_adam", 1e-3
-    cfg.trainer.embedding_update, cfg.trainer.halve_lr_each_epoch = "rows", False
-    cfg.trainer.epochs = 2
+    _train_as(cfg, recipe_for("fast"), optimizer=True)
     cfg.evaluation.scoring = "served"
     return cfg
 

@@ -20,6 +20,7 @@ import tensorflow as tf
 from absl import logging
 
 from din_tf import models, training
+from din_tf.training import recipes
 from din_tf._pause_for_kill_test import pause_if_requested
 from din_tf._pause_for_kill_test import requested as requested_pause
 from din_tf.data.frequency import feature_frequencies
@@ -165,36 +166,30 @@ def _check_writable(model_dir):
 
 
 def _compile(model, cfg, data):
+    """Compiles `model` as `cfg.trainer` says; what it leaves to the model's
+    default (optimizer "original", None) is the model's training recipe's
+    (`din_tf.training.recipes`)."""
     t = cfg.trainer
-    optimizer = _optimizer(t.optimizer, t.learning_rate, model)
-    kwargs = {}
-    if t.embedding_update is not None:
-        kwargs["embedding_update"] = t.embedding_update
-    if t.gradient_clip_norm is not None:
-        kwargs["gradient_clip_norm"] = t.gradient_clip_norm
-    if t.mba_strength:
-        kwargs["regularizer"] = training.MiniBatchAwareL2(
-            t.mba_strength, _frequency_tables(model, data))
-    model.compile(optimizer=optimizer, jit_compile=cfg.runtime.jit_compile,
-                  steps_per_execution=t.steps_per_execution, **kwargs)
+    recipe = model.training_recipe
+    optimizer = _optimizer(t.optimizer, t.learning_rate, recipe)
+    regularizer = (training.MiniBatchAwareL2(t.mba_strength, _frequency_tables(model, data))
+                   if t.mba_strength else None)
+    model.compile(optimizer=optimizer, embedding_update=t.embedding_update,
+                  gradient_clip_norm=t.gradient_clip_norm, regularizer=regularizer,
+                  recipe=recipe, jit_compile=cfg.runtime.jit_compile,
+                  steps_per_execution=t.steps_per_execution)
 
 
-def _optimizer(name, learning_rate, model):
-    choices = {
-        "adam": lambda lr: training.FusedAdam(lr or 1e-3, epsilon=1e-8),
-        "lazy_adam": lambda lr: training.LazyAdam(lr or 1e-3, epsilon=1e-8),
-        "sgd": lambda lr: keras.optimizers.SGD(lr or 1.0),
-        "adagrad": lambda lr: keras.optimizers.Adagrad(lr or 0.01),
-    }
+def _optimizer(name, learning_rate, recipe):
+    """trainer.optimizer `name` at `learning_rate`: "original" is `recipe`'s
+    optimizer (a given rate replaces its schedule), any other a key of
+    `recipes.OPTIMIZERS` (None: that optimizer's rate there)."""
     if name == "original":
-        optimizer = model.default_optimizer()
-        if learning_rate is not None:
-            optimizer.learning_rate = learning_rate
-        return optimizer
-    if name not in choices:
+        return recipe.make_optimizer(learning_rate)
+    if name not in recipes.OPTIMIZERS:
         raise ValueError(f"Invalid trainer.optimizer={name!r}; expected one of "
-                         f"{sorted(choices) + ['original']}.")
-    return choices[name](learning_rate)
+                         f"{sorted(recipes.OPTIMIZERS) + ['original']}.")
+    return recipes.make_optimizer(name, learning_rate)
 
 
 def _frequency_tables(model, data):

@@ -9,13 +9,13 @@ from keras import ops
 
 from din_tf import features as F
 from din_tf._argument_checks import check_choice
+from din_tf.models._legacy_config import rename_legacy_arguments
 from din_tf.training.gradients import (
     clip_by_global_norm_as_coded,
     densify,
     merge_duplicate_rows,
 )
-
-EMBEDDING_UPDATES = ("dense", "rows")
+from din_tf.training.recipes import EMBEDDING_UPDATES, TrainingRecipe, recipe_for
 
 
 class CTRModel(keras.Model):
@@ -36,25 +36,33 @@ class CTRModel(keras.Model):
     models whose rows are independent: Dice and unfrozen BatchNorm use
     per-replica batch statistics in training).
 
-    `compile` takes three extra arguments:
+    `compile` takes four extra arguments; what is left None comes from
+    `recipe` (default: the model family's `training_recipe`, see
+    `din_tf.training.recipes`), as do the optimizer and its learning-rate
+    schedule:
         regularizer: e.g. `din_tf.training.MiniBatchAwareL2`, or None.
-        embedding_update: "dense" (default) densifies embedding gradients, so
-            dense Adam moves every row each step exactly as TF1's Adam did in
-            the DIEN repo; "rows" keeps them sparse with duplicate ids merged
-            (the fast option; pair with `din_tf.training.LazyAdam` or SGD).
+        embedding_update: "dense" densifies embedding gradients, so dense Adam
+            moves every row each step exactly as TF1's Adam did in the DIEN
+            repo; "rows" keeps them sparse with duplicate ids merged (the fast
+            option; pair with `din_tf.training.LazyAdam` or SGD).
         gradient_clip_norm: clip by global norm computed as TF1 computed it on
-            un-merged embedding slices (DIN repo: 5.0), or None.
+            un-merged embedding slices (DIN repo: 5.0). To train without the
+            recipe's clipping, give a recipe without it
+            (`recipe=model.training_recipe.replace(gradient_clip_norm=None)`).
+        recipe: a `din_tf.training.TrainingRecipe`.
     `jit_compile=True` XLA-compiles the forward and backward pass; the
     gradient processing and the optimizer update run outside XLA (see
     `make_train_function`).
-    The optimizer defaults to the preset's original (`default_optimizer()`).
     """
+
+    # The model family whose recipe `training_recipe` is (recipes.recipe_for).
+    training_family = None
 
     def __init__(self, aux_loss_weight=1.0, **kwargs):
         super().__init__(**kwargs)
         self.aux_loss_weight = float(aux_loss_weight)
         self.regularizer = None
-        self.embedding_update = "dense"
+        self.embedding_update = None  # set by compile
         self.gradient_clip_norm = None
         self._trackers = {name: keras.metrics.Mean(name=name)
                           for name in ("loss", "ctr_loss", "aux_loss", "reg_loss")}
@@ -66,8 +74,18 @@ class CTRModel(keras.Model):
     def ctr_loss(self, labels, outputs):
         raise NotImplementedError
 
+    @property
+    def training_recipe(self):
+        """How this model's family trains (`din_tf.training.recipes`): what
+        `compile` is not given comes from here."""
+        if self.training_family is None:
+            raise ValueError(f"{type(self).__name__} names no `training_family`; set one, or "
+                             "give compile a recipe (din_tf.training.RECIPES).")
+        return recipe_for(self.training_family)
+
     def default_optimizer(self):
-        raise NotImplementedError
+        """A fresh optimizer of `training_recipe`, with its learning-rate schedule."""
+        return self.training_recipe.make_optimizer()
 
     def dummy_features(self):
         """A tiny batch used to create every weight at construction time."""
@@ -98,13 +116,22 @@ class CTRModel(keras.Model):
         return self.forward(features, training=training, with_aux=False)["probability"]
 
     def compile(self, optimizer=None, metrics=None, regularizer=None,
-                embedding_update="dense", gradient_clip_norm=None, jit_compile=False,
-                **kwargs):
+                embedding_update=None, gradient_clip_norm=None, jit_compile=False,
+                recipe=None, **kwargs):
         if kwargs.get("loss") is not None:
             raise ValueError(
                 f"{type(self).__name__}.compile: loss={kwargs['loss']!r} is not used; the "
                 "model's loss is its original CTR loss (plus aux and regularization).")
         kwargs.pop("loss", None)
+        if recipe is None:
+            recipe = self.training_recipe
+        elif not isinstance(recipe, TrainingRecipe):
+            raise ValueError(f"{type(self).__name__}.compile: recipe={recipe!r}; expected a "
+                             "din_tf.training.TrainingRecipe or None.")
+        if embedding_update is None:
+            embedding_update = recipe.embedding_update
+        if gradient_clip_norm is None:
+            gradient_clip_norm = recipe.gradient_clip_norm
         self.embedding_update = check_choice("embedding_update", embedding_update,
                                              EMBEDDING_UPDATES)
         if gradient_clip_norm is not None and not gradient_clip_norm > 0:
@@ -116,7 +143,7 @@ class CTRModel(keras.Model):
             regularizer.check_tables([layer.name for layer in self.embedding_tables()])
         self.regularizer = regularizer
         self._xla_gradients = None  # traced with the previous optimizer
-        super().compile(optimizer=optimizer or self.default_optimizer(), metrics=metrics,
+        super().compile(optimizer=optimizer or recipe.make_optimizer(), metrics=metrics,
                         jit_compile=jit_compile, **kwargs)
 
     def get_compile_config(self):
@@ -227,6 +254,9 @@ class CTRModel(keras.Model):
         grads, variables = [g for g, _ in pairs], [v for _, v in pairs]
         if self.gradient_clip_norm is not None:
             grads = self._clip(grads)
+        if self.embedding_update is None:
+            raise ValueError(f"{type(self).__name__}: compile the model before processing "
+                             "gradients (compile sets the embedding update).")
         if self.embedding_update == "dense":
             process = densify
         elif _adds_repeated_rows_itself(self.optimizer):
@@ -279,6 +309,12 @@ class CTRModel(keras.Model):
 
     def get_config(self):
         return {"aux_loss_weight": self.aux_loss_weight, "name": self.name}
+
+    @classmethod
+    def from_config(cls, config, custom_objects=None):
+        # Configs written before the vocabulary sizes were renamed still load.
+        return super().from_config(rename_legacy_arguments(config),
+                                   custom_objects=custom_objects)
 
 
 def _global_norm_across_replicas(grads, context):

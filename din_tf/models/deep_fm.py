@@ -26,8 +26,8 @@ class DeepFM(DIENRepoModel):
     optimizer; see `DIENRepoModel` for all arguments.
     """
 
-    def __init__(self, n_uid=None, n_mid=None, n_cat=None, **kwargs):
-        super().__init__(n_uid, n_mid, n_cat, **kwargs)
+    def __init__(self, n_users=None, n_items=None, n_categories=None, **kwargs):
+        super().__init__(n_users, n_items, n_categories, **kwargs)
         widths = {f.name: f.embedding_dim for f in self.schema.categorical_features}
         if len(set(widths.values())) > 1:
             raise ValueError(f"DeepFM: the factorization machine multiplies every pair of "

@@ -48,12 +48,12 @@ class DIEN(DIENRepoModel):
 
     default_activation = "dice"
 
-    def __init__(self, n_uid=None, n_mid=None, n_cat=None, gru_type="augru", use_aux_loss=True,
-                 hidden_size=36, augru_gate=None, reset_after=None, aux_reduction=None,
-                 **kwargs):
+    def __init__(self, n_users=None, n_items=None, n_categories=None, gru_type="augru",
+                 use_aux_loss=True, hidden_size=36, augru_gate=None, reset_after=None,
+                 aux_reduction=None, **kwargs):
         gru_type = gru_type.lower() if isinstance(gru_type, str) else gru_type
         check_choice("gru_type", gru_type, EVOLUTION_TYPES)
-        super().__init__(n_uid, n_mid, n_cat, _sequence_options=dict(
+        super().__init__(n_users, n_items, n_categories, _sequence_options=dict(
             augru_gate=augru_gate, reset_after=reset_after, aux_reduction=aux_reduction),
             **kwargs)
         self.gru_type = gru_type

@@ -13,7 +13,6 @@ from din_tf.models._original_variables import batch_norm_map, dense_map
 from din_tf.models.ctr_model import CTRModel
 from din_tf.schema import FeatureSchema, original_schema
 from din_tf.schema.original import CATEGORY_TABLE, ITEM_TABLE, USER_TABLE
-from din_tf.training.optimizers import original_optimizer
 
 ACTIVATIONS = ("prelu", "dice")
 CTR_LOSS_REDUCTIONS = ("mean_over_classes", "per_example")
@@ -24,9 +23,9 @@ class DIENRepoModel(CTRModel):
     docs/original_code.md#models-of-the-dien-repo), built from the originals'
     inputs or from any feature schema.
 
-    Originals' inputs (`n_uid, n_mid, n_cat` given): embeddings `uid`, `mid`,
-    `cat` of width `embedding_dim` (18), Glorot-uniform over each whole
-    table. `item_eb = [mid(item), cat(category)]`, `history_eb = [mid(h),
+    Originals' inputs (`n_users, n_items, n_categories` given): embeddings
+    `uid`, `mid`, `cat` of width `embedding_dim` (18), Glorot-uniform over
+    each whole table. `item_eb = [mid(item), cat(category)]`, `history_eb = [mid(h),
     cat(h)]` per step, `history_sum = sum_t history_eb_t` (padded steps
     included as coded, `mask_history_sum=True` excludes them). The head is
     `build_fcn_net`: BatchNorm (frozen as coded) → Dense(200) → PReLU or Dice
@@ -42,15 +41,15 @@ class DIENRepoModel(CTRModel):
     tables and is matched against the same candidate features; the MLP input
     is `[user vectors, item_eb, context vectors, numeric features,
     history_sum per sequence]` followed by each model's sequence features per
-    sequence. The originals' inputs are exactly `original_schema(n_uid,
-    n_mid, n_cat)`, so both paths are one code.
+    sequence. The originals' inputs are exactly `original_schema(n_users,
+    n_items, n_categories)`, so both paths are one code.
 
     Subclasses add `sequence_features` (what follows the pooled histories in
     the MLP input).
 
     Args:
-        n_uid, n_mid, n_cat: vocabulary sizes of the originals' inputs (ids
-            outside them read row 0); or None with `schema`.
+        n_users, n_items, n_categories: vocabulary sizes of the originals'
+            inputs (ids outside them read row 0); or None with `schema`.
         schema: a resolved `din_tf.schema.FeatureSchema` (or its config)
             instead of the three sizes.
         embedding_dim: width of each id embedding (originals' inputs only;
@@ -65,8 +64,9 @@ class DIENRepoModel(CTRModel):
     """
 
     default_activation = "prelu"
+    training_family = "dien_repo"
 
-    def __init__(self, n_uid=None, n_mid=None, n_cat=None, embedding_dim=18,
+    def __init__(self, n_users=None, n_items=None, n_categories=None, embedding_dim=18,
                  hidden_units=(200, 80), activation=None, preset="dien_repo",
                  frozen_batch_norm=None, mask_history_sum=None, ctr_loss_reduction=None,
                  dice_mode=None, probability_offset=1e-8, aux_loss_weight=1.0, schema=None,
@@ -75,19 +75,20 @@ class DIENRepoModel(CTRModel):
         model = type(self).__name__
         self.embedding_dim = check_positive_int("embedding_dim", embedding_dim)
         if schema is None:
-            self.n_uid = check_positive_int("n_uid", n_uid)
-            self.n_mid = check_positive_int("n_mid", n_mid)
-            self.n_cat = check_positive_int("n_cat", n_cat)
-            self.schema = original_schema(self.n_uid, self.n_mid, self.n_cat, embedding_dim)
+            self.n_users = check_positive_int("n_users", n_users)
+            self.n_items = check_positive_int("n_items", n_items)
+            self.n_categories = check_positive_int("n_categories", n_categories)
+            self.schema = original_schema(self.n_users, self.n_items, self.n_categories,
+                                          embedding_dim)
             self.from_schema = False
         else:
-            given = [k for k, v in (("n_uid", n_uid), ("n_mid", n_mid), ("n_cat", n_cat))
-                     if v is not None]
+            given = [k for k, v in (("n_users", n_users), ("n_items", n_items),
+                                    ("n_categories", n_categories)) if v is not None]
             if given:
                 raise ValueError(f"{model}: give either schema or the vocabulary sizes "
-                                 f"(n_uid, n_mid, n_cat), not both; received schema and "
-                                 f"{given}.")
-            self.n_uid = self.n_mid = self.n_cat = None
+                                 f"(n_users, n_items, n_categories), not both; received "
+                                 f"schema and {given}.")
+            self.n_users = self.n_items = self.n_categories = None
             self.schema = FeatureSchema.from_config(schema)
             self.schema.check_resolved(model)
             self.from_schema = True
@@ -138,9 +139,6 @@ class DIENRepoModel(CTRModel):
         if self.activation == "dice":
             return Dice(self.options["dice_mode"], name=f"dice_{index}")
         return PReLU(0.1, name=f"prelu{index}")
-
-    def default_optimizer(self):
-        return original_optimizer("dien_repo")
 
     def dummy_features(self):
         if not self.from_schema:
@@ -264,7 +262,7 @@ class DIENRepoModel(CTRModel):
     def get_config(self):
         config = super().get_config()
         config.update(
-            n_uid=self.n_uid, n_mid=self.n_mid, n_cat=self.n_cat,
+            n_users=self.n_users, n_items=self.n_items, n_categories=self.n_categories,
             embedding_dim=self.embedding_dim, hidden_units=list(self.hidden_units),
             activation=self.activation, preset=self.preset,
             probability_offset=self.probability_offset,

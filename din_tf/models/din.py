@@ -36,8 +36,9 @@ class DIN(DIENRepoModel):
 
     default_activation = "dice"
 
-    def __init__(self, n_uid=None, n_mid=None, n_cat=None, attention_softmax=None, **kwargs):
-        super().__init__(n_uid, n_mid, n_cat,
+    def __init__(self, n_users=None, n_items=None, n_categories=None, attention_softmax=None,
+                 **kwargs):
+        super().__init__(n_users, n_items, n_categories,
                          _sequence_options=dict(attention_softmax=attention_softmax), **kwargs)
         self.attention_softmax = bool(self.options["attention_softmax"])
         names = ["attention"] + [f"attention_{s.name}" for s in self.schema.sequences[1:]]

@@ -13,11 +13,9 @@ from din_tf.models._inputs import read_inputs
 from din_tf.models._original_variables import batch_norm_map, dense_map
 from din_tf.models.ctr_model import CTRModel
 from din_tf.schema.original import din_repo_schema
-from din_tf.training.fused_adam import FusedAdam
-from din_tf.training.optimizers import TF1_ADAM_EPSILON, original_optimizer
+from din_tf.training.recipes import recipe_for
 
 DIN_REPO_KINDS = ("base", "pnn", "deepfm", "wide_deep", "din", "din_dice")
-DIN_REPO_CLIP_NORM = 5.0
 
 
 @din_tf_export("din_tf.models.DINRepoModel")
@@ -48,9 +46,11 @@ class DINRepoModel(CTRModel):
       not created here (inputs need no `user_id`).
     * The `test()`/`logits_sub` path (an untrained separate BN) is not ported.
 
-    Training as coded: SGD, lr 1.0 then 0.1 from step 336k, clipping by a
-    global norm of 5 computed on un-merged embedding slices (`compile`
-    defaults); deepfm: Adam(1e-3). Batch 32.
+    Training as coded (`compile` defaults, the "din_repo" recipe of
+    `din_tf.training.recipes`): SGD, lr 1.0 then 0.1 from step 336k, clipping
+    by a global norm of 5 computed on un-merged embedding slices, row
+    updates; deepfm: Adam(1e-3) (the "din_repo/deepfm" recipe). Batch 32;
+    wide_deep trains 30 epochs, the others 50.
 
     Args:
         n_items, n_categories: vocabulary sizes.
@@ -63,6 +63,8 @@ class DINRepoModel(CTRModel):
         attention_softmax: softmax-normalised attention (True as coded; the
             paper drops it). din/din_dice only.
     """
+
+    training_family = "din_repo"
 
     def __init__(self, n_items, n_categories, kind="din", item_dim=64, category_dim=64,
                  hidden_units=(80, 40), preset="din_repo", frozen_batch_norm=None,
@@ -109,15 +111,10 @@ class DINRepoModel(CTRModel):
                                          autocast=False, name="item_b")
         self._build_weights()
 
-    def default_optimizer(self):
-        if self.kind == "deepfm":
-            return FusedAdam(1e-3, epsilon=TF1_ADAM_EPSILON)
-        return original_optimizer("din_repo")
-
-    def compile(self, optimizer=None, gradient_clip_norm=DIN_REPO_CLIP_NORM,
-                embedding_update="rows", **kwargs):
-        super().compile(optimizer=optimizer, gradient_clip_norm=gradient_clip_norm,
-                        embedding_update=embedding_update, **kwargs)
+    @property
+    def training_recipe(self):
+        # Per kind: the DIN repo trains its DeepFM with Adam, its Wide&Deep 30 epochs.
+        return recipe_for(f"din_repo/{self.kind}")
 
     def forward(self, features, training=False, with_aux=False):
         inputs = read_inputs(type(self).__name__, features, need_user=False)

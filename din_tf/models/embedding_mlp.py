@@ -18,8 +18,8 @@ class DNN(DIENRepoModel):
     Defaults reproduce the original; see `DIENRepoModel` for all arguments.
     """
 
-    def __init__(self, n_uid=None, n_mid=None, n_cat=None, **kwargs):
-        super().__init__(n_uid, n_mid, n_cat, **kwargs)
+    def __init__(self, n_users=None, n_items=None, n_categories=None, **kwargs):
+        super().__init__(n_users, n_items, n_categories, **kwargs)
         self._build_weights()
 
 
@@ -29,8 +29,8 @@ class PNN(DIENRepoModel):
     MLP input `[uid, item_eb, history_sum, item_eb * history_sum]` (126),
     PReLU. See `DIENRepoModel` for all arguments."""
 
-    def __init__(self, n_uid=None, n_mid=None, n_cat=None, **kwargs):
-        super().__init__(n_uid, n_mid, n_cat, **kwargs)
+    def __init__(self, n_users=None, n_items=None, n_categories=None, **kwargs):
+        super().__init__(n_users, n_items, n_categories, **kwargs)
         self._build_weights()
 
     def sequence_features(self, index, seq, inputs, outputs, lookups, training, with_aux):
@@ -48,8 +48,10 @@ class WideDeep(DIENRepoModel):
     (`probability_offset=0.0` by default, as coded). See `DIENRepoModel`.
     """
 
-    def __init__(self, n_uid=None, n_mid=None, n_cat=None, probability_offset=0.0, **kwargs):
-        super().__init__(n_uid, n_mid, n_cat, probability_offset=probability_offset, **kwargs)
+    def __init__(self, n_users=None, n_items=None, n_categories=None, probability_offset=0.0,
+                 **kwargs):
+        super().__init__(n_users, n_items, n_categories, probability_offset=probability_offset,
+                         **kwargs)
         self.wide_dense = keras.layers.Dense(2, name="f_fm")
         self._build_weights()
 

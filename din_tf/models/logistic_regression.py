@@ -22,8 +22,8 @@ class LogisticRegression(DIENRepoModel):
     for the other arguments.
     """
 
-    def __init__(self, n_uid=None, n_mid=None, n_cat=None, **kwargs):
-        super().__init__(n_uid, n_mid, n_cat, **kwargs)
+    def __init__(self, n_users=None, n_items=None, n_categories=None, **kwargs):
+        super().__init__(n_users, n_items, n_categories, **kwargs)
         self.numeric_weights = (keras.layers.Dense(1, use_bias=False, name="numeric_linear")
                                 if self.schema.numeric_features else None)
         self.bias = self.add_weight(shape=(), initializer="zeros", name="bias")

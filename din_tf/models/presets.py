@@ -1,7 +1,9 @@
 """Named option sets: "as the DIEN repo", "as the DIN repo", "as the paper".
 
 Every place where the original code differs from its paper, or has a quirk,
-is an option; a preset fills every option the caller leaves as None.
+is an option; a preset fills every option the caller leaves as None. These
+are model options only: how each family trains is its training recipe
+(`din_tf.training.recipes`).
 """
 
 DIEN_REPO_FAMILY = {

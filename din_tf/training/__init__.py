@@ -1,5 +1,6 @@
 """Model-independent training mechanics used by `din_tf.models.CTRModel`:
-regularizers, gradient processing and optimizers."""
+regularizers, gradient processing, optimizers and each model family's
+training recipe (`recipes`)."""
 
 from din_tf.training.gradients import (
     clip_by_global_norm_as_coded,
@@ -14,6 +15,7 @@ from din_tf.training.optimizers import (
     original_learning_rate,
     original_optimizer,
 )
+from din_tf.training.recipes import RECIPES, TrainingRecipe, recipe_for
 from din_tf.training.regularizers import EmbeddingL2, MiniBatchAwareL2
 
 __all__ = [
@@ -22,10 +24,13 @@ __all__ = [
     "HalveLearningRateEachEpoch",
     "LazyAdam",
     "MiniBatchAwareL2",
+    "RECIPES",
+    "TrainingRecipe",
     "clip_by_global_norm_as_coded",
     "densify",
     "global_norm_as_coded",
     "merge_duplicate_rows",
     "original_learning_rate",
     "original_optimizer",
+    "recipe_for",
 ]

@@ -1,16 +1,22 @@
-"""The originals' optimizers and learning-rate schedules."""
+"""The originals' optimizers and learning-rate schedules (each family's
+`din_tf.training.recipes` recipe states them)."""
 
 import keras
 
-from din_tf.training.fused_adam import FusedAdam
+from din_tf.training.recipes import RECIPES, TF1_ADAM_EPSILON  # noqa: F401 (public name)
 
-# TF1 Adam's epsilon; Keras' default is 1e-7.
-TF1_ADAM_EPSILON = 1e-8
-DIN_REPO_LR_SWITCH_STEP = 336000
+_ORIGINAL_PRESETS = ("dien_repo", "din_repo")
+
+
+def _original_recipe(preset):
+    if preset not in _ORIGINAL_PRESETS:
+        raise ValueError(f"Invalid preset={preset!r}; expected one of {list(_ORIGINAL_PRESETS)}.")
+    return RECIPES[preset]
 
 
 def original_optimizer(preset):
-    """A fresh optimizer as the original training scripts configure it.
+    """A fresh optimizer as the original training scripts configure it: the
+    "dien_repo" or "din_repo" recipe's (`din_tf.training.recipes`).
 
     * "dien_repo": Adam(lr 1e-3, beta 0.9 / 0.999, epsilon 1e-8), as
       `FusedAdam` (TF1's fused dense kernel); pair it with
@@ -18,22 +24,13 @@ def original_optimizer(preset):
     * "din_repo": SGD with lr 1.0 for 336k steps, then 0.1; pair it with
       `gradient_clip_norm=5` (clipping as coded).
     """
-    if preset == "dien_repo":
-        return FusedAdam(learning_rate=1e-3, epsilon=TF1_ADAM_EPSILON)
-    if preset == "din_repo":
-        return keras.optimizers.SGD(learning_rate=original_learning_rate("din_repo"))
-    raise ValueError(f"Invalid preset={preset!r}; expected one of ['dien_repo', 'din_repo'].")
+    return _original_recipe(preset).make_optimizer()
 
 
 def original_learning_rate(preset):
     """The DIN repo's step schedule (1.0, then 0.1 from step 336000); the DIEN
     repo's constant 1e-3 (halved per epoch by the callback)."""
-    if preset == "din_repo":
-        return keras.optimizers.schedules.PiecewiseConstantDecay(
-            [DIN_REPO_LR_SWITCH_STEP], [1.0, 0.1])
-    if preset == "dien_repo":
-        return 1e-3
-    raise ValueError(f"Invalid preset={preset!r}; expected one of ['dien_repo', 'din_repo'].")
+    return _original_recipe(preset).learning_rate_schedule()
 
 
 class HalveLearningRateEachEpoch(keras.callbacks.Callback):

@@ -30,8 +30,8 @@ def test_size_and_counts(raw):
 def test_end_to_end_dien(raw, tmp_path):
     reviews, meta = raw
     files = dien_protocol.build(reviews, amazon.item_categories(meta, amazon.dien_category))
-    assert files.counts == dict(train_users=17974, test_users=2026, uid_voc=17974,
-                                mid_voc=2401, cat_voc=13)
+    assert files.counts == dict(train_users=17974, test_users=2026, n_users=17974,
+                                n_items=2401, n_categories=13)
     dien_protocol.write(files, tmp_path)
     data = dien_files.load_dien_dir(tmp_path)
     ds = make_dataset(data.train, 128, maxlen=100, negatives=data.sampler, shuffle=True)

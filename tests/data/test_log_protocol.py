@@ -294,7 +294,7 @@ def test_movielens_example_on_the_real_files():
     spec = LogSpec.load(os.path.join(EXAMPLE, "log_spec.json"), data_dir=data)
     schema = FeatureSchema.load(os.path.join(EXAMPLE, "schema.json"))
     log = read_log(spec, schema)
-    assert (len(log), log.user_count, log.item_count) == (100_000, 943, 1682)
+    assert (len(log), log.n_users, log.n_items) == (100_000, 943, 1682)
     train, test = log_protocol.build_din(log, schema)
     assert (len(train), len(test)) == (196_228, 1886)
     toy_story = np.flatnonzero(log.item.values == b"1")[0]

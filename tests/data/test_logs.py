@@ -107,7 +107,7 @@ def test_reads_csv_columns_and_context_features(tmp_path, engine):
     s = schema({"name": "hour", "group": "context", "dtype": "int64"},
                {"name": "hour_f", "group": "context", "kind": "numeric", "column": "hour"})
     log = read_log(spec(path), s, engine=engine)
-    assert len(log) == 3 and log.user_count == 2 and log.item_count == 2
+    assert len(log) == 3 and log.n_users == 2 and log.n_items == 2
     assert log.user.take().tolist() == [b"u1", b"u2", b"u1"]
     assert log.features["item_id"].take().tolist() == [b"i1", b"i2", b"i2"]
     assert log.timestamp.tolist() == [10, 5, 7]

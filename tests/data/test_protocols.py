@@ -31,7 +31,7 @@ def test_din_protocol_structure(tmp_path, gz):
     assert ds.item_keys == sorted(fx.CATEGORIES)  # unreviewed meta item excluded
     assert ds.category_keys == sorted({c[-1][-1] for c in fx.CATEGORIES.values()})
     assert ds.category_keys[ds.cate_list[ds.item_keys.index("I1")]] == "Sale"  # last path
-    assert ds.counts == dict(user_count=6, item_count=10, cate_count=5, example_count=21)
+    assert ds.counts == dict(n_users=6, n_items=10, n_categories=5, example_count=21)
     hist = _sorted_histories()
     lengths = {u: len(h) for u, h in hist.items()}
     # Two training rows per behaviour 1..n-2, one test row per user with n >= 2.
@@ -93,7 +93,7 @@ def test_din_write_and_read_back(tmp_path):
                 np.testing.assert_array_equal(mine.history(r)[0], theirs.history(r)[0])
                 np.testing.assert_array_equal(mine.history(r)[1], theirs.history(r)[1])
         np.testing.assert_array_equal(loaded.cate_list, ds.cate_list)
-        assert loaded.item_count == 10 and loaded.cate_count == 5 and loaded.user_count == 6
+        assert loaded.n_items == 10 and loaded.n_categories == 5 and loaded.n_users == 6
 
 
 # ---------------------------------------------------------------- DIEN
@@ -202,7 +202,7 @@ def test_dien_write_and_load(tmp_path):
     assert data.train.item_id[1] == files.mid_voc[first[2]]
     np.testing.assert_array_equal(data.train.history(1)[0],
                                   [files.mid_voc[m] for m in first[4].split("\x02")])
-    assert data.n_mid == len(files.mid_voc) and data.n_cat == len(files.cat_voc)
+    assert data.n_items == len(files.mid_voc) and data.n_categories == len(files.cat_voc)
     # The negative pool has one entry per review line, with categories from item-info.
     assert data.sampler.pool.size == len(reviews)
     i1 = files.mid_voc.get("I1")
@@ -236,7 +236,7 @@ def test_failed_write_leaves_nothing(tmp_path, monkeypatch):
 def test_prepare_run_and_failure_on_malformed_input(tmp_path):
     r, m = fx.write_amazon(tmp_path, gz=True)
     counts = prepare.run("din", tmp_path / "o1", reviews=r, meta=m)
-    assert counts["user_count"] == 6
+    assert counts["n_users"] == 6
     counts = prepare.run("dien", tmp_path / "o2", reviews=r, meta=m, seed=1)
     assert counts["train_users"] + counts["test_users"] == 5
     lines = fx.review_lines() + ["oops"]

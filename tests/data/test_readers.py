@@ -27,7 +27,7 @@ def test_din_csv(tmp_path, gz):
     paths = [write_lines(tmp_path / n, lines, gz) for n, lines in
              (("train_set.csv", TRAIN), ("test_set.csv", TEST), ("cate_list.csv", CATES))]
     data = din_files.load_din_csv(*paths)
-    assert data.item_count == 5 and data.cate_count == 3 and data.user_count == 105
+    assert data.n_items == 5 and data.n_categories == 3 and data.n_users == 105
     np.testing.assert_array_equal(data.train.item_id, [2, 0, 1])
     np.testing.assert_array_equal(data.train.category_id, [2, 1, 0])
     np.testing.assert_array_equal(data.train.history(0)[0], [3, 1])
@@ -95,7 +95,7 @@ def test_dien_files(tmp_path, gz, pickle_voc):
     np.testing.assert_array_equal(train.category_id, [2, 1, 0])
     np.testing.assert_array_equal(train.history(2)[0], [1, 0])  # mX unknown -> 0
     np.testing.assert_array_equal(train.history(2)[1], [1, 0])
-    assert (data.n_uid, data.n_mid, data.n_cat) == (2, 4, 3)
+    assert (data.n_users, data.n_items, data.n_categories) == (2, 4, 3)
     np.testing.assert_array_equal(data.sampler.pool, [1, 2, 3, 0])  # mZ unknown -> 0
     np.testing.assert_array_equal(data.sampler.item_category, [0, 1, 1, 2])  # first m1 wins
 
@@ -138,7 +138,7 @@ def test_five_core(tmp_path):
     assert reviews.item[:5] == ["1", "2", "3", "4", "5"] and reviews.time[:3].tolist() == [0, 1, 2]
     assert cats["4"] == "1"  # last attribute
     ds = din_protocol.build(reviews, cats)
-    assert ds.counts == dict(user_count=2, item_count=6, cate_count=3, example_count=10)
+    assert ds.counts == dict(n_users=2, n_items=6, n_categories=3, example_count=10)
     files = dien_protocol.build(reviews, cats)
     assert len(files.train_lines) + len(files.test_lines) == 4
 

@@ -25,7 +25,7 @@ def beauty():
 def test_din_protocol_on_beauty(beauty):
     reviews, cats = beauty
     ds = din_protocol.build(reviews, cats)
-    assert ds.counts == dict(user_count=22363, item_count=12101, cate_count=195,
+    assert ds.counts == dict(n_users=22363, n_items=12101, n_categories=195,
                              example_count=198502)
     assert len(ds.test_user) == 22363
     assert len(ds.train_user) == 2 * (198502 - 2 * 22363)
@@ -52,7 +52,7 @@ def test_din_authors_sample():
     assert len(data.train) == 10000 and int(data.train.label.sum()) == 4980
     assert len(np.unique(data.train.user_id)) == 9472
     assert len(data.test) == 2 * 5000
-    assert data.item_count == 63001 and data.cate_count == 801
+    assert data.n_items == 63001 and data.n_categories == 801
 
 
 def test_movielens_100k():
@@ -60,4 +60,4 @@ def test_movielens_100k():
     assert len(reviews) == 100000 and len(set(reviews.user)) == 943
     assert len(set(reviews.item)) == 1682 and len(cats) == 1682
     ds = din_protocol.build(reviews, cats)
-    assert ds.counts["user_count"] == 943 and ds.counts["item_count"] == 1682
+    assert ds.counts["n_users"] == 943 and ds.counts["n_items"] == 1682

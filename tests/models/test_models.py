@@ -179,7 +179,7 @@ def test_bad_arguments(batch):
         models.DINRepoModel(30, 6, preset="dien_repo")
     with pytest.raises(ValueError, match=r"kind='dcn'.*'din_dice'"):
         models.DINRepoModel(30, 6, kind="dcn")
-    with pytest.raises(ValueError, match=r"n_mid=0; expected a positive integer"):
+    with pytest.raises(ValueError, match=r"n_items=0; expected a positive integer"):
         models.DNN(9, 0, 6)
     with pytest.raises(ValueError, match=r"unknown argument\(s\) \['gru_type'\]"):
         models.DNN(9, 30, 6, gru_type="augru")

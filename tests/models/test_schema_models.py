@@ -19,7 +19,7 @@ from din_tf.schema import (
 from din_tf.training import MiniBatchAwareL2
 from tests.models.conftest import make_batch
 
-SIZES = dict(n_uid=9, n_mid=30, n_cat=6)
+SIZES = dict(n_users=9, n_items=30, n_categories=6)
 
 
 def side_feature_schema(width=8):
@@ -103,7 +103,7 @@ def test_the_originals_inputs_are_the_original_schema(cls):
     hold the same variables and compute the same forward pass."""
     features, _ = make_batch()
     fixed = cls(**SIZES)
-    built = cls(schema=original_schema(SIZES["n_uid"], SIZES["n_mid"], SIZES["n_cat"]))
+    built = cls(schema=original_schema(**SIZES))
     assert [v.path for v in built.weights] == [v.path for v in fixed.weights]
     built.set_weights(fixed.get_weights())
     np.testing.assert_array_equal(built(features), fixed(features))
