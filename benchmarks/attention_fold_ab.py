@@ -32,7 +32,7 @@ def _traced_step(name, form, batch):
     with the attention forced into `form`; returns the step and its first loss."""
     from din_tf.layers import DINAttention
 
-    model, step = tt._model_and_step(name, "fast")
+    model, step = tt.model_and_step(name, "fast")
     attention = [layer for layer in model.layers if isinstance(layer, DINAttention)]
     if not attention:
         raise app.UsageError(f"--models: {name} has no DINAttention layer.")
@@ -46,7 +46,7 @@ def _traced_step(name, form, batch):
 
 def compare(name, steps_t):
     rng = np.random.default_rng(0)
-    batches = [tt._batch(rng, FLAGS.batch_size, steps_t) for _ in range(4)]
+    batches = [tt.random_batch(rng, FLAGS.batch_size, steps_t) for _ in range(4)]
     traced = {form: _traced_step(name, form, batches[0]) for form in FORMS}
     steps = {form: step for form, (step, _) in traced.items()}
     times = {form: [] for form in FORMS}

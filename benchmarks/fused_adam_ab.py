@@ -62,11 +62,11 @@ def _arms(name, mode):
 def compare(name, steps_t, mode):
     from din_tf.training.recipes import recipe_for
 
-    tt._fresh_session()
+    tt.fresh_session()
     batch = (FLAGS.batch_size if FLAGS["batch_size"].present
              else recipe_for(name).train_batch_size)
     rng = np.random.default_rng(0)
-    batches = [tt._batch(rng, batch, steps_t) for _ in range(4)]
+    batches = [tt.random_batch(rng, batch, steps_t) for _ in range(4)]
     arms = _arms(name, mode)
     for _, step in arms:
         for i in range(FLAGS.warmup):

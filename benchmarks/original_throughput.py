@@ -192,7 +192,7 @@ def load_original(path, module_name, tf_v1):
 
 
 def synthetic_batch(rng, batch, steps):
-    """Ids as `train_throughput._batch` draws them (every row of length T)."""
+    """Ids as `train_throughput.random_batch` draws them (every row of length T)."""
     shape = (batch, steps)
     return dict(
         user=rng.integers(1, BOOKS["n_users"], batch, dtype=np.int32),

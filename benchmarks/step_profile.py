@@ -86,10 +86,10 @@ def main(argv):
                              "output; use --profile_output.")
     import tensorflow as tf
 
-    tt._fresh_session()
-    model, step = tt._model_and_step(FLAGS.model, FLAGS.mode)
+    tt.fresh_session()
+    model, step = tt.model_and_step(FLAGS.model, FLAGS.mode)
     rng = np.random.default_rng(0)
-    batches = [tt._batch(rng, FLAGS.batch_size, FLAGS.length) for _ in range(4)]
+    batches = [tt.random_batch(rng, FLAGS.batch_size, FLAGS.length) for _ in range(4)]
     for i in range(max(FLAGS.warmup, 2)):
         float(step(batches[i % 4])["loss"])
     walls = []

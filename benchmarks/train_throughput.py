@@ -86,7 +86,7 @@ def parse_mode(token):
     return mode, settings
 
 
-def _batch(rng, batch, steps, negatives=5, lengths=None):
+def random_batch(rng, batch, steps, negatives=5, lengths=None):
     shape = (batch, steps)
     lengths = np.full(batch, steps, np.int32) if lengths is None else lengths
     return {
@@ -103,7 +103,7 @@ def _batch(rng, batch, steps, negatives=5, lengths=None):
     }, rng.integers(0, 2, batch).astype(np.float32)
 
 
-def _fresh_session(policy=None):
+def fresh_session(policy=None):
     """Frees the previous run's model, optimizer and compiled steps, so each
     run starts from the same process state (without it every model measured
     stayed alive: a 15-model invocation grew past 3 GB)."""
@@ -131,7 +131,7 @@ def compiled_model(name, mode, vocabulary=BOOKS, **compile_kwargs):
     return model
 
 
-def _model_and_step(name, mode, jit_compile=None):
+def model_and_step(name, mode, jit_compile=None):
     """A freshly built, compiled model and its traced train step."""
     import tensorflow as tf
 
@@ -156,10 +156,10 @@ def _record(model, name, steps_t, token, seconds_per_step, **extra):
 
 def measure(name, steps_t, token):
     mode, settings = parse_mode(token)
-    _fresh_session(settings["policy"])
-    model, step = _model_and_step(name, mode, settings["jit_compile"])
+    fresh_session(settings["policy"])
+    model, step = model_and_step(name, mode, settings["jit_compile"])
     rng = np.random.default_rng(0)
-    batches = [_batch(rng, FLAGS.batch_size, steps_t) for _ in range(4)]
+    batches = [random_batch(rng, FLAGS.batch_size, steps_t) for _ in range(4)]
     if FLAGS.steps_per_execution > 1:
         return _record(model, name, steps_t, token, _seconds_per_step_in_calls(model, batches))
     for i in range(FLAGS.warmup):
@@ -206,15 +206,15 @@ def mixed_batches(rng, max_steps, bounds, n_batches, batch):
     for b, bound in enumerate(bounds):
         rows = lengths[bucket == b]
         for start in range(0, len(rows) - batch + 1, batch):  # full batches only
-            batches.append(_batch(rng, batch, bound, lengths=rows[start:start + batch]))
+            batches.append(random_batch(rng, batch, bound, lengths=rows[start:start + batch]))
     order = rng.permutation(len(batches))
     return [batches[i] for i in order]
 
 
 def measure_mix(name, max_steps, token):
     mode, settings = parse_mode(token)
-    _fresh_session(settings["policy"])
-    model, step = _model_and_step(name, mode, settings["jit_compile"])
+    fresh_session(settings["policy"])
+    model, step = model_and_step(name, mode, settings["jit_compile"])
     rng = np.random.default_rng(0)
     bounds = [int(b) for b in FLAGS.buckets if b]
     batches = mixed_batches(rng, max_steps, bounds, FLAGS.mix_batches, FLAGS.batch_size)

@@ -62,10 +62,10 @@ from absl import flags
 from benchmarks import train_throughput as tt
 tt.define_flags()
 flags.FLAGS(["x", "--batch_size=4", "--steps=5", "--warmup=1", "--steps_per_execution=3"])
-tt._fresh_session()
-model, _ = tt._model_and_step("dien_repo/DNN", "fast")
+tt.fresh_session()
+model, _ = tt.model_and_step("dien_repo/DNN", "fast")
 rng = np.random.default_rng(0)
-batches = [tt._batch(rng, 4, 3) for _ in range(4)]
+batches = [tt.random_batch(rng, 4, 3) for _ in range(4)]
 record = tt._record(model, "dien_repo/DNN", 3, "fast",
                     tt._seconds_per_step_in_calls(model, batches))
 print(json.dumps({"iterations": int(model.optimizer.iterations.numpy()), **record}))
